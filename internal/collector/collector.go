@@ -1,0 +1,105 @@
+// Package collector fills statsfs sources from kernel files under /proc and
+// /sys, one file per kernel file. A collector never formats output: views
+// read the tree. The proc and sys roots are parameters, so tests run the
+// same code on fixtures under testdata/.
+package collector
+
+import (
+	"sync"
+	"time"
+
+	"github.com/kstat/kstat/statsfs"
+)
+
+// MaxAge is how long one read of a kernel file serves the values it feeds,
+// so that a whole-tree read costs one read per file.
+const MaxAge = 50 * time.Millisecond
+
+// Paths are the mount points collectors read from.
+type Paths struct {
+	Proc string // normally /proc
+	Sys  string // normally /sys
+}
+
+// Status is how a collector's last read went, for the
+// kstat_scrape_collector_duration_seconds and _success metrics.
+type Status struct {
+	Name     string
+	Time     time.Time     // when the last read started (zero: never read)
+	Duration time.Duration // how long it took
+	Err      error         // nil on success
+}
+
+// Collector is what every collector reports about itself.
+type Collector interface {
+	Name() string
+	Status() Status
+}
+
+// Registry lists a daemon's collectors, in the order they were added.
+type Registry struct {
+	mu   sync.Mutex
+	list []Collector
+}
+
+// Add appends c.
+func (r *Registry) Add(c Collector) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, c)
+}
+
+// All returns the collectors.
+func (r *Registry) All() []Collector {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Collector(nil), r.list...)
+}
+
+// Refresher runs a collector's read function at most once per MaxAge and
+// keeps its Status. It implements Collector.
+type Refresher struct {
+	name string
+	read func() error
+	now  func() time.Time
+
+	mu     sync.Mutex
+	status Status
+}
+
+// NewRefresher returns a Refresher for read, named name.
+func NewRefresher(name string, read func() error) *Refresher {
+	return &Refresher{name: name, read: read, now: time.Now, status: Status{Name: name}}
+}
+
+// Name is the collector's name.
+func (r *Refresher) Name() string { return r.name }
+
+// Status returns the last read's outcome.
+func (r *Refresher) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Refresh calls read unless the last read is younger than MaxAge, and
+// returns that read's error.
+func (r *Refresher) Refresh() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := r.now()
+	if !r.status.Time.IsZero() && start.Sub(r.status.Time) < MaxAge {
+		return r.status.Err
+	}
+	err := r.read()
+	r.status = Status{Name: r.name, Time: start, Duration: r.now().Sub(start), Err: err}
+	return err
+}
+
+// Record returns a statsfs record of c that refreshes before each load.
+func (r *Refresher) Record(c *statsfs.Counters) statsfs.Record {
+	return statsfs.RecordFunc(func(i int) uint64 {
+		_ = r.Refresh() // a failed read keeps the last values; Status has the error
+		return c.Load(i)
+	})
+}

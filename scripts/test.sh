@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs kstat's whole test suite, after installing from Debian what the tests
+# use (nftables for independent packet counts, iproute2 for network
+# namespaces). Extra arguments go to "go test" (default: -race ./...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "test.sh: installing ${need[*]} from Debian" >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	else
+		echo "test.sh: ${need[*]} missing and not root: tests that need them will fail" >&2
+	fi
+fi
+if [ $# -eq 0 ]; then
+	set -- -race ./...
+fi
+exec go test "$@"

@@ -1,0 +1,169 @@
+package statsfs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Errors returned by the tree; views map them to errno values.
+var (
+	ErrNotFound   = errors.New("statsfs: no such value")
+	ErrExist      = errors.New("statsfs: values already added")
+	ErrPermission = errors.New("statsfs: value is read-only")
+	ErrInvalid    = errors.New("statsfs: invalid input")
+)
+
+// MaxNameLen is the longest source name kept; longer names are truncated,
+// as the original's 100-byte name buffer does.
+const MaxNameLen = 99
+
+// GroupFlag modifies one AddValues call.
+type GroupFlag uint8
+
+// HiddenGroup adds values that views do not show but aggregates still count.
+const HiddenGroup GroupFlag = 1
+
+// group is one AddValues call: a table and the record backing it, or no
+// record for an aggregate.
+type group struct {
+	table   *Table
+	record  Record
+	hidden  bool
+	revoked atomic.Bool
+}
+
+func (g *group) aggregate() bool { return g.record == nil }
+
+// Source is a directory of values and subordinate sources. All methods are
+// safe for concurrent use; readers never lock, structural changes are
+// published copy-on-write.
+type Source struct {
+	name   string
+	label  string
+	hidden atomic.Bool
+
+	mu       sync.Mutex // serialises writers of the slices below
+	groups   atomic.Pointer[[]*group]
+	subs     atomic.Pointer[[]*Source]
+	controls atomic.Pointer[[]*Control]
+}
+
+// NewSource returns a source named by fmt.Sprintf(format, args...),
+// truncated to MaxNameLen bytes.
+func NewSource(format string, args ...any) *Source {
+	name := fmt.Sprintf(format, args...)
+	if len(name) > MaxNameLen {
+		name = name[:MaxNameLen]
+	}
+	return &Source{name: name}
+}
+
+// NewInstance returns a source that is one instance of a family, such as a
+// network device: exporters turn its name into the value of label key.
+func NewInstance(key, name string) *Source {
+	s := NewSource("%s", name)
+	s.label = key
+	return s
+}
+
+// Name is the source's directory name.
+func (s *Source) Name() string { return s.name }
+
+// Label is the instance label key given to NewInstance, or "".
+func (s *Source) Label() string { return s.label }
+
+// SetHidden hides or shows the source. A hidden source and its subtree are
+// absent from views, yet still counted in its parents' aggregates.
+func (s *Source) SetHidden(h bool) { s.hidden.Store(h) }
+
+// Hidden reports whether the source is hidden.
+func (s *Source) Hidden() bool { return s.hidden.Load() }
+
+func load[T any](p *atomic.Pointer[[]T]) []T {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	return nil
+}
+
+// publish stores a copy of old with the change applied by edit.
+func publish[T any](p *atomic.Pointer[[]T], edit func([]T) []T) {
+	old := load(p)
+	next := edit(append(make([]T, 0, len(old)+1), old...))
+	p.Store(&next)
+}
+
+// AddValues adds the values of t to s, backed by r; with a nil r they are
+// aggregates over s's subtree. Adding the same (table, record) twice gives
+// ErrExist and changes nothing.
+func (s *Source) AddValues(t *Table, r Record, flags GroupFlag) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range load(&s.groups) {
+		if g.table == t && g.record == r {
+			return fmt.Errorf("%w: table in source %q", ErrExist, s.name)
+		}
+	}
+	g := &group{table: t, record: r, hidden: flags&HiddenGroup != 0}
+	publish(&s.groups, func(gs []*group) []*group { return append(gs, g) })
+	return nil
+}
+
+// AddSubordinate makes c a child of s.
+func (s *Source) AddSubordinate(c *Source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	publish(&s.subs, func(cs []*Source) []*Source { return append(cs, c) })
+}
+
+// RemoveSubordinate unlinks c from s; it does nothing if c is not a child.
+func (s *Source) RemoveSubordinate(c *Source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	publish(&s.subs, func(cs []*Source) []*Source {
+		for i, x := range cs {
+			if x == c {
+				return append(cs[:i], cs[i+1:]...)
+			}
+		}
+		return cs
+	})
+}
+
+// Subordinates returns s's children, oldest first.
+func (s *Source) Subordinates() []*Source { return load(&s.subs) }
+
+// Subordinate returns the newest child named name, or nil.
+func (s *Source) Subordinate(name string) *Source {
+	cs := load(&s.subs)
+	for i := len(cs) - 1; i >= 0; i-- {
+		if cs[i].name == name {
+			return cs[i]
+		}
+	}
+	return nil
+}
+
+// Find follows a slash-separated path of child names from s ("" is s).
+func (s *Source) Find(path string) *Source {
+	cur := s
+	for path != "" && cur != nil {
+		var name string
+		name, path, _ = strings.Cut(path, "/")
+		if name != "" {
+			cur = cur.Subordinate(name)
+		}
+	}
+	return cur
+}
+
+// Revoke detaches every record from s: its values read 0 from now on and its
+// parents' aggregates no longer see them, so the backing data can go.
+func (s *Source) Revoke() {
+	for _, g := range load(&s.groups) {
+		g.revoked.Store(true)
+	}
+}
