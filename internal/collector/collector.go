@@ -59,9 +59,10 @@ func (r *Registry) All() []Collector {
 // Refresher runs a collector's read function at most once per MaxAge and
 // keeps its Status. It implements Collector.
 type Refresher struct {
-	name string
-	read func() error
-	now  func() time.Time
+	name   string
+	read   func() error
+	now    func() time.Time
+	maxAge time.Duration
 
 	mu     sync.Mutex
 	status Status
@@ -69,7 +70,13 @@ type Refresher struct {
 
 // NewRefresher returns a Refresher for read, named name.
 func NewRefresher(name string, read func() error) *Refresher {
-	return &Refresher{name: name, read: read, now: time.Now, status: Status{Name: name}}
+	return NewRefresherMaxAge(name, MaxAge, read)
+}
+
+// NewRefresherMaxAge is NewRefresher with a longer cache, for kernel files
+// that are slow to generate (such as /proc/slabinfo).
+func NewRefresherMaxAge(name string, maxAge time.Duration, read func() error) *Refresher {
+	return &Refresher{name: name, read: read, now: time.Now, maxAge: maxAge, status: Status{Name: name}}
 }
 
 // Name is the collector's name.
@@ -82,13 +89,13 @@ func (r *Refresher) Status() Status {
 	return r.status
 }
 
-// Refresh calls read unless the last read is younger than MaxAge, and
+// Refresh calls read unless the last read is younger than the max age, and
 // returns that read's error.
 func (r *Refresher) Refresh() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := r.now()
-	if !r.status.Time.IsZero() && start.Sub(r.status.Time) < MaxAge {
+	if !r.status.Time.IsZero() && start.Sub(r.status.Time) < r.maxAge {
 		return r.status.Err
 	}
 	err := r.read()

@@ -1,0 +1,230 @@
+package collector
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+
+	"github.com/kstat/kstat/statsfs"
+)
+
+// The /proc/meminfo fields the meminfo collector uses, in meminfoKeys order.
+const (
+	meminfoMemTotal = iota
+	meminfoMemFree
+	meminfoMemAvailable
+	meminfoBuffers
+	meminfoCached
+	meminfoDirty
+	meminfoWriteback
+	meminfoSlab
+	meminfoSReclaimable
+	meminfoSUnreclaim
+	meminfoPageTables
+	meminfoN
+)
+
+var meminfoKeys = [meminfoN]string{
+	"MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "Dirty",
+	"Writeback", "Slab", "SReclaimable", "SUnreclaim", "PageTables",
+}
+
+// meminfoIndex returns key's position in meminfoKeys, or -1. It does not
+// allocate: the compiler compares string(key) without a copy.
+func meminfoIndex(key []byte) int {
+	switch string(key) {
+	case "MemTotal":
+		return meminfoMemTotal
+	case "MemFree":
+		return meminfoMemFree
+	case "MemAvailable":
+		return meminfoMemAvailable
+	case "Buffers":
+		return meminfoBuffers
+	case "Cached":
+		return meminfoCached
+	case "Dirty":
+		return meminfoDirty
+	case "Writeback":
+		return meminfoWriteback
+	case "Slab":
+		return meminfoSlab
+	case "SReclaimable":
+		return meminfoSReclaimable
+	case "SUnreclaim":
+		return meminfoSUnreclaim
+	case "PageTables":
+		return meminfoPageTables
+	}
+	return -1
+}
+
+// meminfoBytes holds the used fields of /proc/meminfo in bytes, and which
+// of them the file had (bit i for field i).
+type meminfoBytes struct {
+	v     [meminfoN]uint64
+	found uint32
+}
+
+// parseMeminfo parses /proc/meminfo text into out without allocating on
+// success. Every line must read "Key: number [kB]"; the fields the
+// collector uses must be in kB and fit in 64 bits once converted to bytes.
+// A used field the file lacks is not an error here: out.found tells.
+func parseMeminfo(data []byte, out *meminfoBytes) error {
+	*out = meminfoBytes{}
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		var line []byte
+		line, data = NextLine(data)
+		if len(line) == 0 {
+			continue
+		}
+		colon := -1
+		for i, c := range line {
+			if c == ':' {
+				colon = i
+				break
+			}
+		}
+		if colon <= 0 {
+			return fmt.Errorf("%w: line %d %q: no \"key:\"", ErrMalformed, lineNo, line)
+		}
+		i := meminfoIndex(line[:colon])
+		if i < 0 {
+			continue // a field kstat does not use
+		}
+		num, rest := NextField(line[colon+1:])
+		unit, rest := NextField(rest)
+		extra, _ := NextField(rest)
+		kb, ok := ParseUint(num)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: line %d %q: %s is not a number of kB", ErrMalformed, lineNo, line, meminfoKeys[i])
+		case string(unit) != "kB" || len(extra) != 0:
+			return fmt.Errorf("%w: line %d %q: %s is not in kB", ErrMalformed, lineNo, line, meminfoKeys[i])
+		case kb > math.MaxUint64/1024:
+			return fmt.Errorf("%w: line %d: %s %d kB does not fit in 64 bits as bytes", ErrMalformed, lineNo, meminfoKeys[i], kb)
+		}
+		out.v[i] = kb * 1024
+		out.found |= 1 << i
+	}
+	return nil
+}
+
+// missing names the used fields that parseMeminfo did not find.
+func (m *meminfoBytes) missing() []string {
+	var names []string
+	for i, k := range meminfoKeys {
+		if m.found&(1<<i) == 0 {
+			names = append(names, k)
+		}
+	}
+	return names
+}
+
+// meminfoCol is one value of a meminfo table: a byte gauge backed by
+// meminfo field field.
+type meminfoCol struct {
+	name, help string
+	field      int
+}
+
+// meminfoTable is a statsfs table of meminfo fields, the directory it goes
+// in, and per value the field that backs it.
+type meminfoTable struct {
+	dir    string
+	table  *statsfs.Table
+	fields []int
+}
+
+func newMeminfoTable(dir string, cols ...meminfoCol) meminfoTable {
+	t := meminfoTable{dir: dir}
+	var vs []statsfs.Value
+	for _, c := range cols {
+		vs = append(vs, statsfs.Value{Name: c.name, Help: c.help, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating})
+		t.fields = append(t.fields, c.field)
+	}
+	t.table = statsfs.NewTable(vs...)
+	return t
+}
+
+// The tables the meminfo collector attaches: block/ (page cache and
+// buffers), mm/ (slab and page tables) and memory/ (totals).
+var (
+	meminfoBlock = newMeminfoTable("block",
+		meminfoCol{"buffers", "Block device buffers (Buffers in /proc/meminfo)", meminfoBuffers},
+		meminfoCol{"cached", "Page cache of files (Cached in /proc/meminfo)", meminfoCached},
+		meminfoCol{"dirty", "Page cache waiting to be written back (Dirty in /proc/meminfo)", meminfoDirty},
+		meminfoCol{"writeback", "Page cache being written back now (Writeback in /proc/meminfo)", meminfoWriteback},
+	)
+	meminfoMM = newMeminfoTable("mm",
+		meminfoCol{"slab", "Memory of the slab allocator (Slab in /proc/meminfo)", meminfoSlab},
+		meminfoCol{"slab_reclaimable", "Slab memory the kernel can reclaim (SReclaimable in /proc/meminfo)", meminfoSReclaimable},
+		meminfoCol{"slab_unreclaimable", "Slab memory the kernel cannot reclaim (SUnreclaim in /proc/meminfo)", meminfoSUnreclaim},
+		meminfoCol{"page_tables", "Memory of page tables (PageTables in /proc/meminfo)", meminfoPageTables},
+	)
+	meminfoMemory = newMeminfoTable("memory",
+		meminfoCol{"total", "Usable RAM (MemTotal in /proc/meminfo)", meminfoMemTotal},
+		meminfoCol{"free", "Unused RAM (MemFree in /proc/meminfo)", meminfoMemFree},
+		meminfoCol{"available", "RAM available to new work without swapping (MemAvailable in /proc/meminfo)", meminfoMemAvailable},
+	)
+)
+
+// Meminfo is the "meminfo" collector: /proc/meminfo read once per pass into
+// block/, mm/ and memory/.
+type Meminfo struct {
+	*Refresher
+	path   string
+	buf    []byte
+	parsed meminfoBytes
+	tables [3]meminfoTable
+	cells  [3]*statsfs.Counters
+}
+
+// NewMeminfo returns the collector for p.Proc/meminfo.
+func NewMeminfo(p Paths) *Meminfo {
+	m := &Meminfo{
+		path:   filepath.Join(p.Proc, "meminfo"),
+		tables: [3]meminfoTable{meminfoBlock, meminfoMM, meminfoMemory},
+	}
+	for i, t := range m.tables {
+		m.cells[i] = statsfs.NewCounters(t.table)
+	}
+	m.Refresher = NewRefresher("meminfo", m.read)
+	return m
+}
+
+// Attach adds block/, mm/ and memory/ values under parent (creating those
+// directories if no other collector has).
+func (m *Meminfo) Attach(parent *statsfs.Source) error {
+	for i, t := range m.tables {
+		if err := Child(parent, t.dir).AddValues(t.table, m.Record(m.cells[i]), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read reads and parses the file. On a parse error the values keep their
+// last reading; fields the file lacks keep theirs while the others update.
+func (m *Meminfo) read() error {
+	var err error
+	m.buf, err = ReadFile(m.path, m.buf)
+	if err != nil {
+		return err
+	}
+	if err := parseMeminfo(m.buf, &m.parsed); err != nil {
+		return fmt.Errorf("%s: %w", m.path, err)
+	}
+	for i, t := range m.tables {
+		for j, field := range t.fields {
+			if m.parsed.found&(1<<field) != 0 {
+				m.cells[i].Store(j, m.parsed.v[field])
+			}
+		}
+	}
+	if miss := m.parsed.missing(); len(miss) > 0 {
+		return fmt.Errorf("%s: %w: no %s", m.path, ErrMalformed, strings.Join(miss, ", "))
+	}
+	return nil
+}
