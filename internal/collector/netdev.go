@@ -1,0 +1,237 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/kstat/kstat/statsfs"
+)
+
+// netdevFields is the number of counters on a /proc/net/dev line: eight
+// receive (bytes packets errs drop fifo frame compressed multicast), then
+// eight transmit (bytes packets errs drop fifo colls carrier compressed).
+const netdevFields = 16
+
+// Positions in a /proc/net/dev line's counters.
+const (
+	netdevRxBytes   = 0
+	netdevRxPackets = 1
+	netdevRxErrs    = 2
+	netdevRxDrop    = 3
+	netdevTxBytes   = 8
+	netdevTxPackets = 9
+	netdevTxErrs    = 10
+	netdevTxDrop    = 11
+)
+
+// netdevEntry is one parsed line; name aliases the buffer that was parsed.
+type netdevEntry struct {
+	name []byte
+	v    [netdevFields]uint64
+}
+
+// parseNetdev parses /proc/net/dev text, appending one entry per interface
+// to out[:0] and returning it; with a reused out it does not allocate. The
+// two header lines (those with '|') are skipped; every other non-empty line
+// must be "name: " followed by exactly 16 unsigned 64-bit counters.
+func parseNetdev(data []byte, out []netdevEntry) ([]netdevEntry, error) {
+	out = out[:0]
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		var line []byte
+		line, data = NextLine(data)
+		colon, bar := -1, false
+		for i, c := range line {
+			if c == '|' {
+				bar = true
+			}
+			if c == ':' && colon < 0 {
+				colon = i
+			}
+		}
+		if bar {
+			continue
+		}
+		name, rest := NextField(line)
+		if len(name) == 0 {
+			continue
+		}
+		if colon < 0 {
+			return out, fmt.Errorf("%w: line %d %q: no \"interface:\"", ErrMalformed, lineNo, line)
+		}
+		// The name ends at the colon; a large counter may follow it
+		// without a space.
+		name, _ = NextField(line[:colon])
+		rest = line[colon+1:]
+		if len(name) == 0 {
+			return out, fmt.Errorf("%w: line %d %q: empty interface name", ErrMalformed, lineNo, line)
+		}
+		out = append(out, netdevEntry{name: name})
+		e := &out[len(out)-1]
+		for i := range netdevFields + 1 {
+			var f []byte
+			f, rest = NextField(rest)
+			switch {
+			case i == netdevFields && len(f) != 0:
+				return out, fmt.Errorf("%w: line %d (%s): more than %d counters", ErrMalformed, lineNo, name, netdevFields)
+			case i == netdevFields:
+			case len(f) == 0:
+				return out, fmt.Errorf("%w: line %d (%s): %d counters, want %d", ErrMalformed, lineNo, name, i, netdevFields)
+			default:
+				n, ok := ParseUint(f)
+				if !ok {
+					return out, fmt.Errorf("%w: line %d (%s): counter %d %q is not an unsigned 64-bit number", ErrMalformed, lineNo, name, i+1, f)
+				}
+				e.v[i] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// NetdevTable is the table of each net/dev/<iface>/ source; net/dev/ holds
+// its sum over every interface.
+var NetdevTable = statsfs.NewTable(
+	statsfs.Value{Name: "rx_bytes", Help: "Bytes received by the interface", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "rx_packets", Help: "Packets received by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "rx_errors", Help: "Receive errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "rx_dropped", Help: "Received packets dropped (no buffer, filtered, ...)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "tx_bytes", Help: "Bytes sent by the interface", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "tx_packets", Help: "Packets sent by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "tx_errors", Help: "Transmit errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "tx_dropped", Help: "Packets dropped on the way out", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: "tx_queue_len", Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len; 0 when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
+)
+
+// netdevColumns maps NetdevTable's first values to /proc/net/dev counters.
+var netdevColumns = [...]int{
+	netdevRxBytes, netdevRxPackets, netdevRxErrs, netdevRxDrop,
+	netdevTxBytes, netdevTxPackets, netdevTxErrs, netdevTxDrop,
+}
+
+// netdevQueueLen is tx_queue_len's index in NetdevTable.
+const netdevQueueLen = len(netdevColumns)
+
+// netdevDev is one interface's source and cells.
+type netdevDev struct {
+	src   *statsfs.Source
+	cells *statsfs.Counters
+	qpath string // its tx_queue_len file
+	pass  uint64 // the last read that saw it
+}
+
+// Netdev is the "netdev" collector: p.Proc/net/dev and
+// p.Sys/class/net/*/tx_queue_len into net/dev/<iface>/ sources that come
+// and go with the interfaces, with their sum at net/dev/.
+//
+// /proc/net/dev lists the interfaces of the reader's network namespace
+// (that of the process in whose /proc/<pid> the Proc root points), and
+// sysfs those of the namespace that mounted it; give a root pair of the
+// same namespace.
+type Netdev struct {
+	*Refresher
+	path, sysNet string
+	dir          *statsfs.Source
+	buf, qbuf    []byte
+	entries      []netdevEntry
+	devs         map[string]*netdevDev
+	pass         uint64
+}
+
+// NewNetdev returns the collector for p.
+func NewNetdev(p Paths) *Netdev {
+	n := &Netdev{
+		path:   filepath.Join(p.Proc, "net", "dev"),
+		sysNet: filepath.Join(p.Sys, "class", "net"),
+		dir:    statsfs.NewSource("dev"),
+		devs:   map[string]*netdevDev{},
+	}
+	n.Refresher = NewRefresher("netdev", n.read)
+	return n
+}
+
+// Attach adds net/dev/ under parent with the sums, and makes a first read
+// so the interfaces are there before anyone lists the directory; a failed
+// first read is in Status, not returned.
+func (n *Netdev) Attach(parent *statsfs.Source) error {
+	if err := n.dir.AddValues(NetdevTable, nil, 0); err != nil {
+		return err
+	}
+	Child(parent, "net").AddSubordinate(n.dir)
+	_ = n.Refresh()
+	return nil
+}
+
+// read parses the file and, only when all of it parsed, stores every
+// interface's counters, adds sources for new interfaces and revokes and
+// removes those that are gone.
+func (n *Netdev) read() error {
+	var err error
+	n.buf, err = ReadFile(n.path, n.buf)
+	if err != nil {
+		return err
+	}
+	n.entries, err = parseNetdev(n.buf, n.entries)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.path, err)
+	}
+	n.pass++
+	var qerr error
+	for i := range n.entries {
+		e := &n.entries[i]
+		d := n.devs[string(e.name)]
+		if d == nil {
+			d = n.add(string(e.name))
+		}
+		d.pass = n.pass
+		for j, col := range netdevColumns {
+			d.cells.Store(j, e.v[col])
+		}
+		q, err := n.queueLen(d.qpath)
+		if err != nil && qerr == nil {
+			qerr = err
+		}
+		d.cells.Store(netdevQueueLen, q)
+	}
+	for name, d := range n.devs {
+		if d.pass != n.pass {
+			n.dir.RemoveSubordinate(d.src)
+			d.src.Revoke()
+			delete(n.devs, name)
+		}
+	}
+	return qerr
+}
+
+func (n *Netdev) add(name string) *netdevDev {
+	d := &netdevDev{
+		src:   statsfs.NewInstance("device", name),
+		cells: statsfs.NewCounters(NetdevTable),
+		qpath: filepath.Join(n.sysNet, name, "tx_queue_len"),
+	}
+	// A new table and record: AddValues cannot fail.
+	_ = d.src.AddValues(NetdevTable, n.Record(d.cells), 0)
+	n.dir.AddSubordinate(d.src)
+	n.devs[name] = d
+	return d
+}
+
+// queueLen reads a tx_queue_len file; a missing one (the interface just
+// went, or sysfs is another namespace's) is 0 and no error.
+func (n *Netdev) queueLen(path string) (uint64, error) {
+	var err error
+	n.qbuf, err = ReadFile(path, n.qbuf)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	line, _ := NextLine(n.qbuf)
+	v, ok := ParseUint(line)
+	if !ok {
+		return 0, fmt.Errorf("%s: %w: %q is not a number", path, ErrMalformed, line)
+	}
+	return v, nil
+}
