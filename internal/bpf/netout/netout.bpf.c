@@ -1,0 +1,140 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+//
+// netout counts the packets this host sends, by address family (IPv4,
+// IPv6) and transport protocol (TCP, UDP, anything else). It runs as a
+// BPF_PROG_TYPE_NETFILTER program on the NF_INET_LOCAL_OUT hook of both
+// families (see README.md for why that hook) and always accepts.
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#define NF_ACCEPT 1
+
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_DSTOPTS_ 60
+
+// The most IPv6 extension headers walked before giving up and counting
+// the packet as "other".
+#define MAX_EXT_HEADERS 6
+
+// The map's slots: family * PROTOS + protocol. The Go side mirrors them.
+enum family_slot { FAMILY_IPV4, FAMILY_IPV6, FAMILIES };
+enum proto_slot { PROTO_TCP, PROTO_UDP, PROTO_OTHER, PROTOS };
+
+// counts is one slot's tally on one CPU.
+struct counts {
+	__u64 packets;
+	__u64 bytes; // skb->len at the hook: the IP packet with its headers
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FAMILIES * PROTOS);
+	__type(key, __u32);
+	__type(value, struct counts);
+} netout_counts SEC(".maps");
+
+extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
+			       struct bpf_dynptr *ptr__uninit) __ksym;
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *ptr, __u32 offset,
+			      void *buffer__opt, __u32 buffer__szk) __ksym;
+
+static __always_inline __u32 proto_slot(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return PROTO_TCP;
+	case IPPROTO_UDP:
+		return PROTO_UDP;
+	}
+	return PROTO_OTHER;
+}
+
+// ipv6_transport returns the transport protocol of the IPv6 packet in p,
+// skipping extension headers, or 255 when it cannot tell.
+static __always_inline __u8 ipv6_transport(const struct bpf_dynptr *p)
+{
+	struct ipv6hdr buf6;
+	struct ipv6_opt_hdr bufx;
+	const struct ipv6hdr *ip6;
+	const struct ipv6_opt_hdr *opt;
+	__u32 off = sizeof(struct ipv6hdr);
+	__u8 next;
+
+	ip6 = bpf_dynptr_slice(p, 0, &buf6, sizeof(buf6));
+	if (!ip6)
+		return 255;
+	next = ip6->nexthdr;
+#pragma unroll
+	for (int i = 0; i < MAX_EXT_HEADERS; i++) {
+		if (next != IPPROTO_HOPOPTS_ && next != IPPROTO_ROUTING_ &&
+		    next != IPPROTO_FRAGMENT_ && next != IPPROTO_AH_ &&
+		    next != IPPROTO_DSTOPTS_)
+			return next;
+		opt = bpf_dynptr_slice(p, off, &bufx, sizeof(bufx));
+		if (!opt)
+			return 255;
+		if (next == IPPROTO_FRAGMENT_)
+			off += 8;
+		else if (next == IPPROTO_AH_)
+			off += ((__u32)opt->hdrlen + 2) * 4;
+		else
+			off += ((__u32)opt->hdrlen + 1) * 8;
+		next = opt->nexthdr;
+	}
+	return 255;
+}
+
+SEC("netfilter")
+int netout(struct bpf_nf_ctx *ctx)
+{
+	struct sk_buff *skb = ctx->skb;
+	struct bpf_dynptr pkt;
+	struct counts *c;
+	__u32 key;
+	__u8 proto = 255;
+
+	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &pkt))
+		return NF_ACCEPT;
+
+	// At LOCAL_OUT skb->data is the network header: offset 0 is the IP
+	// header of the packet's own family.
+	if (ctx->state->pf == NFPROTO_IPV4) {
+		struct iphdr buf4;
+		const struct iphdr *ip4;
+
+		ip4 = bpf_dynptr_slice(&pkt, 0, &buf4, sizeof(buf4));
+		if (ip4)
+			proto = ip4->protocol;
+		key = FAMILY_IPV4 * PROTOS + proto_slot(proto);
+	} else if (ctx->state->pf == NFPROTO_IPV6) {
+		proto = ipv6_transport(&pkt);
+		key = FAMILY_IPV6 * PROTOS + proto_slot(proto);
+	} else {
+		return NF_ACCEPT;
+	}
+
+	c = bpf_map_lookup_elem(&netout_counts, &key);
+	if (c) {
+		// A per-CPU slot: no other CPU writes it, no atomics needed.
+		c->packets++;
+		c->bytes += skb->len;
+	}
+	return NF_ACCEPT;
+}
+
+// netout_empty does nothing but accept. Attached on the same hook it
+// measures what the netfilter BPF hook itself costs, so the benchmark can
+// tell that apart from netout's own work.
+SEC("netfilter")
+int netout_empty(struct bpf_nf_ctx *ctx)
+{
+	return NF_ACCEPT;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,331 @@
+// Package netout counts the packets this host sends with the netfilter BPF
+// program of internal/bpf/netout, and publishes the outgoing TCP count the
+// way the KSTAT kernel module did: in steps of a settable counter.
+//
+// Counter loads the program and attaches or detaches it; Service adds the
+// seed's start/stop and counter semantics on top.
+package netout
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	bpfnetout "github.com/kstat/kstat/internal/bpf/netout"
+)
+
+// Family is an address family the program tells apart.
+type Family int
+
+// The families, in the order of the BPF map's slots.
+const (
+	IPv4 Family = iota
+	IPv6
+	Families
+)
+
+// String returns "ipv4" or "ipv6".
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "ipv4"
+	case IPv6:
+		return "ipv6"
+	}
+	return fmt.Sprintf("Family(%d)", int(f))
+}
+
+// Proto is a transport protocol class the program tells apart.
+type Proto int
+
+// The protocol classes, in the order of the BPF map's slots.
+const (
+	TCP Proto = iota
+	UDP
+	Other
+	Protos
+)
+
+// String returns "tcp", "udp" or "other".
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	case Other:
+		return "other"
+	}
+	return fmt.Sprintf("Proto(%d)", int(p))
+}
+
+// Counts is a tally of packets and their bytes (the whole IP packet, as
+// skb->len at the hook, which is also what an nftables counter adds).
+type Counts struct {
+	Packets uint64
+	Bytes   uint64
+}
+
+// Totals holds the counts of every family and protocol.
+type Totals [Families][Protos]Counts
+
+// TCPPackets is the number of TCP packets of both families.
+func (t *Totals) TCPPackets() uint64 { return t[IPv4][TCP].Packets + t[IPv6][TCP].Packets }
+
+// Priority is the hook priority the program is attached at first: the
+// last one a netfilter BPF link may take (NF_IP_PRI_LAST itself is refused
+// with ERANGE). Every output firewall chain (iptables' filter at 0,
+// security at 50, nftables chains at any ordinary priority, SELinux at
+// 225) runs first, so a packet that one of them drops is not counted: the
+// count is of packets that really leave the IP layer.
+//
+// The kernel gives each BPF hook of a family and hook its own priority
+// (EBUSY for a second one), so when another kstat (or any netfilter BPF
+// program) holds Priority, Attach tries the next lower ones, down to
+// Priority-PrioritySpan+1; all of them still run after every firewall.
+const Priority = math.MaxInt32 - 1
+
+// PrioritySpan is how many priorities Attach tries.
+const PrioritySpan = 256
+
+// Counter is the loaded program and its map, attached or not. Its methods
+// are safe for concurrent use.
+type Counter struct {
+	prog *ebpf.Program
+	m    *ebpf.Map
+
+	mu    sync.Mutex
+	links []link.Link
+}
+
+// Load checks the privileges and loads the program and its map without
+// attaching them. The error names what is missing: capabilities or kernel
+// support.
+func Load() (*Counter, error) {
+	if err := checkCapabilities(); err != nil {
+		return nil, err
+	}
+	var objs struct {
+		Prog *ebpf.Program `ebpf:"netout"`
+		Map  *ebpf.Map     `ebpf:"netout_counts"`
+	}
+	spec, err := bpfnetout.LoadNetout()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded netout BPF object: %w", err)
+	}
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, loadError(err)
+	}
+	return &Counter{prog: objs.Prog, m: objs.Map}, nil
+}
+
+// loadError explains a failed program load.
+func loadError(err error) error {
+	switch {
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("kernel does not support netfilter BPF programs (BPF_PROG_TYPE_NETFILTER, Linux 6.4+ with CONFIG_NETFILTER_BPF_LINK): %w", err)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("loading the netfilter BPF program was refused: it needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: %w", err)
+	}
+	return fmt.Errorf("loading the netfilter BPF program: %w", err)
+}
+
+// checkCapabilities names the capabilities the calling thread lacks.
+func checkCapabilities() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading this process's capabilities: %w", err)
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	var missing []string
+	// CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON (kernels before
+	// 5.8 had only it).
+	admin := has(unix.CAP_SYS_ADMIN)
+	if !admin && !has(unix.CAP_BPF) {
+		missing = append(missing, "CAP_BPF")
+	}
+	// The program reads struct sk_buff and nf_hook_state through BTF
+	// pointers, which the verifier allows only with CAP_PERFMON.
+	if !admin && !has(unix.CAP_PERFMON) {
+		missing = append(missing, "CAP_PERFMON")
+	}
+	if !has(unix.CAP_NET_ADMIN) {
+		missing = append(missing, "CAP_NET_ADMIN")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("counting outgoing packets needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; missing %v", missing)
+	}
+	return nil
+}
+
+// ProgramID is the kernel's ID of the loaded program.
+func (c *Counter) ProgramID() (ebpf.ProgramID, error) {
+	info, err := c.prog.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, ok := info.ID()
+	if !ok {
+		return 0, errors.New("kernel does not report BPF program IDs")
+	}
+	return id, nil
+}
+
+// Program is the loaded program, for its run-time statistics.
+func (c *Counter) Program() *ebpf.Program { return c.prog }
+
+// Attach links the program to NF_INET_LOCAL_OUT of IPv4 and IPv6 in the
+// network namespace at netns (a /run/netns/NAME or /proc/PID/ns/net file),
+// or in the calling process's namespace when netns is "". Attaching an
+// attached counter does nothing.
+func (c *Counter) Attach(netns string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.links != nil {
+		return nil
+	}
+	attach := func() error {
+		for _, pf := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
+			l, err := attachFree(c.prog, pf)
+			if err != nil {
+				return attachError(pf, err)
+			}
+			c.links = append(c.links, l)
+		}
+		return nil
+	}
+	var err error
+	if netns == "" {
+		err = attach()
+	} else {
+		err = InNetNS(netns, attach)
+	}
+	if err != nil {
+		c.closeLinks()
+	}
+	return err
+}
+
+// attachFree attaches prog to pf's LOCAL_OUT at the highest free priority
+// from Priority down.
+func attachFree(prog *ebpf.Program, pf link.NetfilterProtocolFamily) (link.Link, error) {
+	var err error
+	for prio := int32(Priority); prio > Priority-PrioritySpan; prio-- {
+		var l link.Link
+		l, err = link.AttachNetfilter(link.NetfilterOptions{
+			Program:        prog,
+			ProtocolFamily: pf,
+			Hook:           link.NetfilterInetLocalOut,
+			Priority:       prio,
+		})
+		if !errors.Is(err, unix.EBUSY) {
+			return l, err
+		}
+	}
+	return nil, fmt.Errorf("every priority from %d down to %d is taken by another netfilter BPF program: %w",
+		int32(Priority), int32(Priority-PrioritySpan+1), err)
+}
+
+// attachError explains a failed AttachNetfilter.
+func attachError(pf link.NetfilterProtocolFamily, err error) error {
+	fam := "IPv4"
+	if pf == link.NetfilterProtoIPv6 {
+		fam = "IPv6"
+	}
+	switch {
+	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("attaching to %s LOCAL_OUT: kernel lacks netfilter BPF links (Linux 6.4+, CONFIG_NETFILTER_BPF_LINK, and %s netfilter): %w", fam, fam, err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("attaching to %s LOCAL_OUT needs CAP_NET_ADMIN (root): %w", fam, err)
+	}
+	return fmt.Errorf("attaching to %s LOCAL_OUT: %w", fam, err)
+}
+
+// InNetNS runs fn on a fresh OS thread that has joined the network
+// namespace at path, and throws the thread away afterwards, so no other
+// goroutine ever runs in that namespace. A netfilter link belongs to the
+// namespace of the thread that creates it.
+func InNetNS(path string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: a locked goroutine's thread exits with it.
+		f, err := os.Open(path)
+		if err != nil {
+			errc <- fmt.Errorf("network namespace: %w", err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			switch {
+			case errors.Is(err, unix.EINVAL):
+				err = fmt.Errorf("%s is not a network namespace file (like /run/netns/NAME or /proc/PID/ns/net): %w", path, err)
+			case errors.Is(err, unix.EPERM):
+				err = fmt.Errorf("joining network namespace %s needs CAP_SYS_ADMIN (root): %w", path, err)
+			default:
+				err = fmt.Errorf("joining network namespace %s: %w", path, err)
+			}
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// Attached reports whether the program is linked to its hooks.
+func (c *Counter) Attached() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.links != nil
+}
+
+// Detach closes the links: the hooks are gone when it returns. The map
+// keeps its counts.
+func (c *Counter) Detach() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeLinks()
+}
+
+func (c *Counter) closeLinks() error {
+	var errs []error
+	for _, l := range c.links {
+		errs = append(errs, l.Close())
+	}
+	c.links = nil
+	return errors.Join(errs...)
+}
+
+// Read sums the per-CPU counts of every slot.
+func (c *Counter) Read() (Totals, error) {
+	var t Totals
+	var per []bpfnetout.NetoutCounts
+	for f := Family(0); f < Families; f++ {
+		for p := Proto(0); p < Protos; p++ {
+			key := uint32(int(f)*int(Protos) + int(p))
+			if err := c.m.Lookup(key, &per); err != nil {
+				return Totals{}, fmt.Errorf("reading netout counts: %w", err)
+			}
+			for _, v := range per {
+				t[f][p].Packets += v.Packets
+				t[f][p].Bytes += v.Bytes
+			}
+		}
+	}
+	return t, nil
+}
+
+// Close detaches the program and unloads it and its map.
+func (c *Counter) Close() error {
+	err := c.Detach()
+	return errors.Join(err, c.prog.Close(), c.m.Close())
+}

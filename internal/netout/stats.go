@@ -1,0 +1,60 @@
+package netout
+
+import (
+	"github.com/kstat/kstat/statsfs"
+)
+
+// noutTable is the seed's published value.
+var noutTable = statsfs.NewTable(statsfs.Value{
+	Name: "nout",
+	Help: "Outgoing TCP packets (IPv4 and IPv6), published in steps of counter packets; write 0 to clear",
+	Type: statsfs.U64,
+	Unit: "packets",
+})
+
+// familyTable is one family's counts, by protocol: packets then bytes.
+var familyTable = statsfs.NewTable(
+	statsfs.Value{Name: "tcp_packets", Help: "Outgoing TCP packets counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
+	statsfs.Value{Name: "tcp_bytes", Help: "Bytes of outgoing TCP packets, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
+	statsfs.Value{Name: "udp_packets", Help: "Outgoing UDP packets counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
+	statsfs.Value{Name: "udp_bytes", Help: "Bytes of outgoing UDP packets, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
+	statsfs.Value{Name: "other_packets", Help: "Outgoing packets of other protocols (ICMP, ...) counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
+	statsfs.Value{Name: "other_bytes", Help: "Bytes of outgoing packets of other protocols, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
+)
+
+// noutRecord backs nout: reading syncs, clearing clears.
+type noutRecord struct{ s *Service }
+
+func (r noutRecord) Load(int) uint64 {
+	n, _ := r.s.Nout() // a failed map read keeps the last published value
+	return n
+}
+
+func (r noutRecord) Clear(int) { _ = r.s.ClearNout() }
+
+// AddValues adds nout to src and a subordinate source per family
+// ("ipv4", "ipv6") with the packets and bytes of each protocol.
+func (s *Service) AddValues(src *statsfs.Source) error {
+	if err := src.AddValues(noutTable, noutRecord{s}, 0); err != nil {
+		return err
+	}
+	for f := Family(0); f < Families; f++ {
+		sub := statsfs.NewSource("%s", f)
+		rec := statsfs.RecordFunc(func(i int) uint64 {
+			t, err := s.Totals()
+			if err != nil {
+				return 0
+			}
+			c := t[f][Proto(i/2)]
+			if i%2 == 0 {
+				return c.Packets
+			}
+			return c.Bytes
+		})
+		if err := sub.AddValues(familyTable, rec, 0); err != nil {
+			return err
+		}
+		src.AddSubordinate(sub)
+	}
+	return nil
+}
