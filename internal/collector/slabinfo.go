@@ -120,13 +120,14 @@ func (s *Slabinfo) read() error {
 	if err != nil {
 		return err
 	}
+	path := filepath.Join(s.proc, "slabinfo")
 	info, err := pfs.SlabInfo()
 	if err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(s.proc, "slabinfo"), err)
+		return withPath(path, err)
 	}
 	caches, err := slabinfoCaches(info, s.pageSize)
 	if err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(s.proc, "slabinfo"), err)
+		return withPath(path, err)
 	}
 	var active, total uint64
 	for _, c := range caches {
