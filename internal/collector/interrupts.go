@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,16 +47,16 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 		if err := sc.Err(); err != nil {
 			return t, err
 		}
-		return t, fmt.Errorf("empty file")
+		return t, fmt.Errorf("%w: empty file", ErrMalformed)
 	}
 	for _, f := range strings.Fields(sc.Text()) {
 		if !strings.HasPrefix(f, "CPU") {
-			return CPUTable{}, fmt.Errorf("header: %q is not a CPU column", f)
+			return CPUTable{}, fmt.Errorf("%w: header: %q is not a CPU column", ErrMalformed, f)
 		}
 		t.CPUs++
 	}
 	if t.CPUs == 0 {
-		return CPUTable{}, fmt.Errorf("header has no CPU columns")
+		return CPUTable{}, fmt.Errorf("%w: header has no CPU columns", ErrMalformed)
 	}
 	seen := map[string]bool{}
 	for n := 2; sc.Scan(); n++ {
@@ -68,10 +67,10 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 		name, rest, ok := strings.Cut(text, ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" || strings.ContainsAny(name, " \t/") {
-			return CPUTable{}, fmt.Errorf("line %d: no name before a colon", n)
+			return CPUTable{}, fmt.Errorf("%w: line %d: no name before a colon", ErrMalformed, n)
 		}
 		if seen[name] {
-			return CPUTable{}, fmt.Errorf("line %d: %s appears twice", n, name)
+			return CPUTable{}, fmt.Errorf("%w: line %d: %s appears twice", ErrMalformed, n, name)
 		}
 		seen[name] = true
 		l := Line{Name: name}
@@ -82,14 +81,14 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 				break
 			}
 			if l.Total+v < l.Total {
-				return CPUTable{}, fmt.Errorf("line %d: %s: total overflows 64 bits", n, name)
+				return CPUTable{}, fmt.Errorf("%w: line %d: %s: total overflows 64 bits", ErrMalformed, n, name)
 			}
 			l.PerCPU = append(l.PerCPU, v)
 			l.Total += v
 			f = f[1:]
 		}
 		if len(l.PerCPU) == 0 {
-			return CPUTable{}, fmt.Errorf("line %d: %s has no counts", n, name)
+			return CPUTable{}, fmt.Errorf("%w: line %d: %s has no counts", ErrMalformed, n, name)
 		}
 		l.Desc = strings.Join(f, " ")
 		t.Lines = append(t.Lines, l)
@@ -98,11 +97,6 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 		return CPUTable{}, err
 	}
 	return t, nil
-}
-
-// readKernelFile reads a whole /proc file.
-func readKernelFile(path string) ([]byte, error) {
-	return os.ReadFile(path)
 }
 
 // lineTable is the /proc values of one line: its count since boot and its
@@ -117,7 +111,7 @@ func lineTable(file, what string) *statsfs.Table {
 var (
 	irqTable     = lineTable("interrupts", "Interrupts on this line")
 	softirqTable = lineTable("softirqs", "Softirqs of this vector handled")
-	eventTable = statsfs.NewTable(statsfs.Value{
+	eventTable   = statsfs.NewTable(statsfs.Value{
 		Name: "bpf_entries", Type: statsfs.U64, ReadOnly: true, Aggr: statsfs.Sum,
 		Help: "Handler entries counted by eBPF since kstat attached its program.",
 	})
@@ -182,12 +176,13 @@ func NewInterrupts(p Paths, parent *statsfs.Source) (*Lines, error) {
 func newLines(name, path, label string, table *statsfs.Table, desc bool,
 	parse func([]byte) (CPUTable, error), parent *statsfs.Source) (*Lines, error) {
 	l := &Lines{parent: parent, label: label, table: table, desc: desc, lines: map[string]*lineSource{}}
+	var buf []byte // reused by each read
 	l.Refresher = NewRefresher(name, func() error {
-		b, err := readKernelFile(path)
-		if err != nil {
+		var err error
+		if buf, err = ReadFile(path, buf); err != nil {
 			return err
 		}
-		t, err := parse(b)
+		t, err := parse(buf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

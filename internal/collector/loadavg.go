@@ -17,13 +17,13 @@ type Loadavg struct {
 func ParseLoadavg(b []byte) (Loadavg, error) {
 	f := strings.Fields(string(b))
 	if len(f) < 3 {
-		return Loadavg{}, fmt.Errorf("loadavg: want at least 3 fields, got %d", len(f))
+		return Loadavg{}, fmt.Errorf("%w: loadavg: want at least 3 fields, got %d", ErrMalformed, len(f))
 	}
 	var l Loadavg
 	for i, dst := range []*float64{&l.Load1, &l.Load5, &l.Load15} {
 		v, err := parseSeconds(f[i])
 		if err != nil {
-			return Loadavg{}, fmt.Errorf("loadavg: field %d: %q is not a load average", i+1, f[i])
+			return Loadavg{}, fmt.Errorf("%w: loadavg: field %d: %q is not a load average", ErrMalformed, i+1, f[i])
 		}
 		*dst = v
 	}
@@ -44,12 +44,13 @@ var loadavgTable = statsfs.NewTable(
 func NewLoadavg(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(loadavgTable)
 	path := filepath.Join(p.Proc, "loadavg")
+	var buf []byte // reused by each read
 	r := NewRefresher("loadavg", func() error {
-		b, err := readKernelFile(path)
-		if err != nil {
+		var err error
+		if buf, err = ReadFile(path, buf); err != nil {
 			return err
 		}
-		l, err := ParseLoadavg(b)
+		l, err := ParseLoadavg(buf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

@@ -17,7 +17,7 @@ func ParseSoftirqs(b []byte) (CPUTable, error) {
 	}
 	for _, l := range t.Lines {
 		if l.Desc != "" {
-			return CPUTable{}, fmt.Errorf("softirqs: %s: %q after the counts", l.Name, l.Desc)
+			return CPUTable{}, fmt.Errorf("%w: softirqs: %s: %q after the counts", ErrMalformed, l.Name, l.Desc)
 		}
 	}
 	return t, nil

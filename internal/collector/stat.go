@@ -45,22 +45,22 @@ func ParseStat(b []byte) (Stat, error) {
 			continue
 		}
 		if seen[key] {
-			return Stat{}, fmt.Errorf("stat: %s appears twice", key)
+			return Stat{}, fmt.Errorf("%w: stat: %s appears twice", ErrMalformed, key)
 		}
 		seen[key] = true
 		first, _, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
 		v, err := strconv.ParseUint(first, 10, 64)
 		if err != nil {
-			return Stat{}, fmt.Errorf("stat: %s: %q is not a count", key, first)
+			return Stat{}, fmt.Errorf("%w: stat: %s: %q is not a count", ErrMalformed, key, first)
 		}
 		*dst = v
 	}
 	if err := sc.Err(); err != nil {
-		return Stat{}, fmt.Errorf("stat: %w", err)
+		return Stat{}, fmt.Errorf("%w: stat: %w", ErrMalformed, err)
 	}
 	for _, key := range []string{"ctxt", "processes", "intr", "softirq", "procs_running", "procs_blocked"} {
 		if !seen[key] {
-			return Stat{}, fmt.Errorf("stat: no %s line", key)
+			return Stat{}, fmt.Errorf("%w: stat: no %s line", ErrMalformed, key)
 		}
 	}
 	return s, nil
@@ -86,12 +86,13 @@ var statTable = statsfs.NewTable(
 func NewStat(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(statTable)
 	path := filepath.Join(p.Proc, "stat")
+	var buf []byte // reused by each read
 	r := NewRefresher("stat", func() error {
-		b, err := readKernelFile(path)
-		if err != nil {
+		var err error
+		if buf, err = ReadFile(path, buf); err != nil {
 			return err
 		}
-		s, err := ParseStat(b)
+		s, err := ParseStat(buf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

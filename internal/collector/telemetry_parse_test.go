@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -34,7 +35,7 @@ func TestParseUptime(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "x 1", "1 -2", "NaN 1", "1e400 1"} {
-		if u, err := ParseUptime([]byte(bad)); err == nil {
+		if u, err := ParseUptime([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseUptime(%q) = %+v, want an error", bad, u)
 		}
 	}
@@ -73,7 +74,7 @@ func TestParseStat(t *testing.T) {
 		"ctxt 1\nctxt 2\nprocesses 1\nintr 1\nsoftirq 1\nprocs_running 1\nprocs_blocked 1\n",
 		"ctxt -1\nprocesses 1\nintr 1\nsoftirq 1\nprocs_running 1\nprocs_blocked 1\n",
 	} {
-		if s, err := ParseStat([]byte(bad)); err == nil {
+		if s, err := ParseStat([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseStat(%q) = %+v, want an error", bad, s)
 		}
 	}
@@ -150,7 +151,7 @@ func TestParseInterruptsEdited(t *testing.T) {
 		t.Errorf("overflow: error %v, want one about the overflow", err)
 	}
 	for _, bad := range []string{"", "  24: 1 2\n", "CPU0\n24 1\n", "CPU0\n24: x\n", "CPU0\n24: 1\n24: 2\n", "CPU0 x\n"} {
-		if got, err := ParseInterrupts([]byte(bad)); err == nil {
+		if got, err := ParseInterrupts([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseInterrupts(%q) = %+v, want an error", bad, got)
 		}
 	}

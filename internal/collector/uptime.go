@@ -19,15 +19,15 @@ type Uptime struct {
 func ParseUptime(b []byte) (Uptime, error) {
 	f := strings.Fields(string(b))
 	if len(f) < 2 {
-		return Uptime{}, fmt.Errorf("uptime: want 2 fields, got %d", len(f))
+		return Uptime{}, fmt.Errorf("%w: uptime: want 2 fields, got %d", ErrMalformed, len(f))
 	}
 	var u Uptime
 	var err error
 	if u.Up, err = parseSeconds(f[0]); err != nil {
-		return Uptime{}, fmt.Errorf("uptime: %w", err)
+		return Uptime{}, fmt.Errorf("%w: uptime: %v", ErrMalformed, err)
 	}
 	if u.Idle, err = parseSeconds(f[1]); err != nil {
-		return Uptime{}, fmt.Errorf("uptime: idle: %w", err)
+		return Uptime{}, fmt.Errorf("%w: uptime: idle: %v", ErrMalformed, err)
 	}
 	return u, nil
 }
@@ -55,12 +55,13 @@ var uptimeTable = statsfs.NewTable(
 func NewUptime(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(uptimeTable)
 	path := filepath.Join(p.Proc, "uptime")
+	var buf []byte // reused by each read
 	r := NewRefresher("uptime", func() error {
-		b, err := readKernelFile(path)
-		if err != nil {
+		var err error
+		if buf, err = ReadFile(path, buf); err != nil {
 			return err
 		}
-		u, err := ParseUptime(b)
+		u, err := ParseUptime(buf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
