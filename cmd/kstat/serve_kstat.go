@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/netout"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// kstatOptions are the flags of the KSTAT feature of "kstat serve".
+type kstatOptions struct {
+	start bool   // start counting at launch
+	netns string // attach in this network namespace ("" for the daemon's)
+}
+
+var kstatOpts kstatOptions
+
+func init() {
+	features = append(features, feature{
+		name: "kstat",
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&kstatOpts.start, "kstat-start", false, "start counting outgoing packets at launch (as writing 1 to kstat/start)")
+			fs.StringVar(&kstatOpts.netns, "netns", "", "count the packets of this network namespace (/run/netns/NAME or /proc/PID/ns/net) instead of the daemon's own")
+		},
+		start: func(ctx context.Context, d *daemon) error { return startKstat(ctx, d, kstatOpts) },
+	})
+}
+
+// startKstat loads the netfilter program (not attached: loading the
+// daemon is not starting the service) and adds the source kstat with nout,
+// the per-family counts and the knobs counter and start. At shutdown the
+// program is detached and unloaded; if the daemon is killed, the kernel
+// drops the fd-held links and the program with the process.
+func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
+	if opts.netns != "" {
+		if err := netout.InNetNS(opts.netns, func() error { return nil }); err != nil {
+			return fmt.Errorf("--netns: %w", err)
+		}
+	}
+	c, err := netout.Load()
+	if err != nil {
+		return err
+	}
+	s, err := netout.NewService(c, opts.netns)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	src := statsfs.NewSource("kstat")
+	if err := addKstat(d, src, s); err != nil {
+		c.Close()
+		return err
+	}
+	d.root.AddSubordinate(src)
+	if opts.start {
+		if err := s.Start(); err != nil {
+			d.log.Error("kstat: not started", "err", err)
+		} else {
+			d.log.Info("kstat: counting outgoing packets", "netns", opts.netns)
+		}
+	}
+	d.Go(func() {
+		<-ctx.Done()
+		if err := s.Stop(); err != nil {
+			d.log.Error("kstat: detaching", "err", err)
+		}
+		if err := c.Close(); err != nil {
+			d.log.Error("kstat: unloading", "err", err)
+		}
+	})
+	return nil
+}
+
+// addKstat adds the values and registers the knobs of s in src.
+func addKstat(d *daemon, src *statsfs.Source, s *netout.Service) error {
+	if err := s.AddValues(src); err != nil {
+		return err
+	}
+	counter := knob.Uint("counter",
+		"nout is published after every counter outgoing TCP packets (1 to 2^32); a new value takes effect at once",
+		1, netout.MaxStep, s.Step, s.SetStep)
+	if err := d.knobs.Add("kstat/counter", src, counter); err != nil {
+		return err
+	}
+	start := knob.Bool("start",
+		"1 attaches the program and counts outgoing packets; 0 stops and detaches it (nout is kept)",
+		s.Running, func(on bool) error {
+			if on {
+				err := s.Start()
+				if err == nil {
+					d.log.Info("kstat: started")
+				}
+				return err
+			}
+			err := s.Stop()
+			if err == nil {
+				d.log.Info("kstat: stopped")
+			}
+			return err
+		})
+	return d.knobs.Add("kstat/start", src, start)
+}
