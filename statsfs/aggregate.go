@@ -48,25 +48,35 @@ func (v ValueRef) Clear() error {
 		return nil
 	}
 	if !v.g.aggregate() {
-		return clearIn(v.g, v.index, d.Name)
+		c, ok := v.g.record.(Clearer)
+		if !ok {
+			return fmt.Errorf("%w: %s has no clear", ErrPermission, d.Name)
+		}
+		c.Clear(v.index)
+		return nil
 	}
+	// An aggregate clears all it covers or nothing: check every record
+	// first, then clear.
+	var covered []Clearer
 	var err error
 	visit(v.src, func(s *Source) {
 		for _, g := range load(&s.groups) {
-			if g.table == v.g.table && !g.aggregate() && !g.revoked.Load() && err == nil {
-				err = clearIn(g, v.index, d.Name)
+			if g.table != v.g.table || g.aggregate() || g.revoked.Load() {
+				continue
 			}
+			c, ok := g.record.(Clearer)
+			if !ok && err == nil {
+				err = fmt.Errorf("%w: %s in source %q has no clear", ErrPermission, d.Name, s.name)
+			}
+			covered = append(covered, c)
 		}
 	})
-	return err
-}
-
-func clearIn(g *group, i int, name string) error {
-	c, ok := g.record.(Clearer)
-	if !ok {
-		return fmt.Errorf("%w: %s has no clear", ErrPermission, name)
+	if err != nil {
+		return err
 	}
-	c.Clear(i)
+	for _, c := range covered {
+		c.Clear(v.index)
+	}
 	return nil
 }
 

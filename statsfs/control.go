@@ -35,7 +35,7 @@ func (s *Source) AddControl(c *Control) error {
 			return fmt.Errorf("%w: control %q in source %q", ErrExist, c.Name, s.name)
 		}
 	}
-	publish(&s.controls, func(cs []*Control) []*Control { return append(cs, c) })
+	push(&s.controls, c)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package statsfs
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,27 @@ func publish[T any](p *atomic.Pointer[[]T], edit func([]T) []T) {
 	p.Store(&next)
 }
 
+// push publishes old with x appended. It appends in place when the backing
+// array has room: readers only ever see the elements below their own
+// snapshot's length, and a slot past the published length is written once
+// (removals always copy), so adding n children costs O(n), not O(n²).
+// Callers hold the source's mu.
+func push[T any](p *atomic.Pointer[[]T], x T) {
+	next := append(load(p), x)
+	p.Store(&next)
+}
+
+// sameRecord reports whether a and b are the same record. Records of
+// types that cannot be compared (a RecordFunc, say) are never the same,
+// so adding one twice makes two groups instead of panicking.
+func sameRecord(a, b Record) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
+}
+
 // AddValues adds the values of t to s, backed by r; with a nil r they are
 // aggregates over s's subtree. Adding the same (table, record) twice gives
 // ErrExist and changes nothing.
@@ -103,12 +125,11 @@ func (s *Source) AddValues(t *Table, r Record, flags GroupFlag) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range load(&s.groups) {
-		if g.table == t && g.record == r {
+		if g.table == t && sameRecord(g.record, r) {
 			return fmt.Errorf("%w: table in source %q", ErrExist, s.name)
 		}
 	}
-	g := &group{table: t, record: r, hidden: flags&HiddenGroup != 0}
-	publish(&s.groups, func(gs []*group) []*group { return append(gs, g) })
+	push(&s.groups, &group{table: t, record: r, hidden: flags&HiddenGroup != 0})
 	return nil
 }
 
@@ -116,7 +137,7 @@ func (s *Source) AddValues(t *Table, r Record, flags GroupFlag) error {
 func (s *Source) AddSubordinate(c *Source) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	publish(&s.subs, func(cs []*Source) []*Source { return append(cs, c) })
+	push(&s.subs, c)
 }
 
 // RemoveSubordinate unlinks c from s; it does nothing if c is not a child.
