@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -117,6 +118,9 @@ func sockstatStore(st *procfs.NetSockstat, fields []sockstatField, c *statsfs.Co
 		}
 		vals[i] = uint64(v)
 		if f.pages {
+			if vals[i] > math.MaxUint64/pageSize {
+				return fmt.Errorf("%w: %s %s %d pages do not fit in 64 bits as bytes", ErrMalformed, f.proto, f.key, v)
+			}
 			vals[i] *= pageSize
 		}
 	}

@@ -1,0 +1,229 @@
+package bufstat_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kstat/kstat/internal/bufstat"
+	"github.com/kstat/kstat/internal/collector"
+	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden report.txt and report.json files of testdata/bufstat/*")
+
+// fixedClock is the report time of every golden file.
+var fixedClock = time.UnixMilli(1716294825123)
+
+// fixtureTree attaches the four bufstat collectors over testdata/bufstat/<c>.
+func fixtureTree(t *testing.T, c string) (*statsfs.Source, *collector.Registry) {
+	t.Helper()
+	// Relative paths, so that the errors in the golden files do not
+	// depend on where the module is checked out.
+	dir := filepath.Join("..", "..", "testdata", "bufstat", c)
+	paths := collector.Paths{Proc: filepath.Join(dir, "proc"), Sys: filepath.Join(dir, "sys")}
+	root := statsfs.NewSource("kstat")
+	reg := &collector.Registry{}
+	for _, col := range []interface {
+		collector.Collector
+		Attach(*statsfs.Source) error
+	}{collector.NewSockstat(paths), collector.NewNetdev(paths), collector.NewMeminfo(paths), collector.NewSlabinfo(paths)} {
+		if err := col.Attach(root); err != nil {
+			t.Fatal(err)
+		}
+		reg.Add(col)
+	}
+	return root, reg
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+var cases = []string{"real", "many-interfaces", "missing-fields", "truncated", "huge", "overflow", "missing-files", "empty"}
+
+func TestGolden(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c, func(t *testing.T) {
+			root, reg := fixtureTree(t, c)
+			rep := bufstat.Build(root, reg, fixedClock)
+			dir := testutil.Fixture(t, "bufstat", c)
+			golden(t, filepath.Join(dir, "report.txt"), []byte(rep.Text()))
+			golden(t, filepath.Join(dir, "report.json"), rep.JSON())
+			if got, want := rep.Failed(), c == "empty"; got != want {
+				t.Errorf("Failed() = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// meminfoKB reads one field of a fixture's meminfo, independently of the
+// collector's parser.
+func meminfoKB(t *testing.T, path, key string) uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 2 && fs[0] == key+":" {
+			v, err := strconv.ParseUint(fs[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no %s in %s", key, path)
+	return 0
+}
+
+// netdevSums adds up each counter column of a fixture's net/dev.
+func netdevSums(t *testing.T, path string) (devs int, sums [16]uint64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		name, rest, ok := strings.Cut(l, ":")
+		if !ok || strings.Contains(l, "|") {
+			continue
+		}
+		_ = name
+		fs := strings.Fields(rest)
+		if len(fs) != 16 {
+			t.Fatalf("%s: %q", path, l)
+		}
+		devs++
+		for i, f := range fs {
+			v, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums[i] += v
+		}
+	}
+	return devs, sums
+}
+
+// TestValuesMatchFixture checks the report's numbers against the fixture
+// files read here with a separate, simple parser.
+func TestValuesMatchFixture(t *testing.T) {
+	for _, c := range []string{"real", "many-interfaces"} {
+		t.Run(c, func(t *testing.T) {
+			root, reg := fixtureTree(t, c)
+			rep := bufstat.Build(root, reg, fixedClock)
+			proc := filepath.Join(testutil.Fixture(t, "bufstat", c), "proc")
+			mi := filepath.Join(proc, "meminfo")
+			for _, x := range []struct {
+				key string
+				got uint64
+			}{
+				{"MemTotal", rep.Memory.Total}, {"MemFree", rep.Memory.Free}, {"MemAvailable", rep.Memory.Available},
+				{"Buffers", rep.Block.Buffers}, {"Cached", rep.Block.Cached}, {"Dirty", rep.Block.Dirty},
+				{"Writeback", rep.Block.Writeback}, {"Slab", rep.MM.Slab}, {"SReclaimable", rep.MM.SReclaimable},
+				{"SUnreclaim", rep.MM.SUnreclaim}, {"PageTables", rep.MM.PageTables},
+			} {
+				if want := meminfoKB(t, mi, x.key) * 1024; x.got != want {
+					t.Errorf("%s = %d bytes, want %d", x.key, x.got, want)
+				}
+			}
+			devs, sums := netdevSums(t, filepath.Join(proc, "net", "dev"))
+			if len(rep.Network.Devices) != devs {
+				t.Errorf("%d devices, want %d", len(rep.Network.Devices), devs)
+			}
+			tot := rep.Network.Total
+			if tot == nil {
+				t.Fatalf("no device totals: %s", rep.Network.DevicesError)
+			}
+			for _, x := range []struct {
+				name string
+				got  uint64
+				col  int
+			}{
+				{"rx_bytes", tot.RxBytes, 0}, {"rx_packets", tot.RxPackets, 1}, {"rx_errors", tot.RxErrors, 2}, {"rx_dropped", tot.RxDropped, 3},
+				{"tx_bytes", tot.TxBytes, 8}, {"tx_packets", tot.TxPackets, 9}, {"tx_errors", tot.TxErrors, 10}, {"tx_dropped", tot.TxDropped, 11},
+			} {
+				if x.got != sums[x.col] {
+					t.Errorf("net/dev sum of %s = %d, want %d", x.name, x.got, sums[x.col])
+				}
+			}
+		})
+	}
+}
+
+// TestSectionErrors checks that each broken file is named in its section
+// while the other sections print.
+func TestSectionErrors(t *testing.T) {
+	for _, x := range []struct {
+		c    string
+		want []string
+	}{
+		{"missing-fields", []string{
+			"=== Block Buffer Statistics ===\nsection unavailable: ", "meminfo: malformed: no MemAvailable, PageTables",
+			"Socket buffers: section unavailable: ", `no "mem" on the TCP line`,
+			"  lo: rx_buffers=",
+		}},
+		{"truncated", []string{
+			"Per-device buffer statistics:\n  section unavailable: ", "net/dev: malformed: line 6 (eth0): 3 counters, want 16",
+			"meminfo: malformed: line 20 \"Writeback:\": Writeback is not a number of kB",
+			"Slab caches: section unavailable: ",
+			"TCP: inuse=",
+		}},
+		{"overflow", []string{
+			"(eth0): counter 2 \"18446744073709551616\" is not an unsigned 64-bit number",
+			"Buffers 18014398509481984 kB does not fit in 64 bits as bytes",
+		}},
+		{"missing-files", []string{
+			"net/sockstat: no such file or directory", "net/dev: no such file or directory",
+			"slabinfo: no such file or directory", "Total memory: ",
+		}},
+	} {
+		t.Run(x.c, func(t *testing.T) {
+			root, reg := fixtureTree(t, x.c)
+			text := bufstat.Build(root, reg, fixedClock).Text()
+			for _, w := range x.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("report lacks %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}
+
+// TestJSONIsTheSameData decodes the JSON and compares it with the report.
+func TestJSONIsTheSameData(t *testing.T) {
+	root, reg := fixtureTree(t, "real")
+	rep := bufstat.Build(root, reg, fixedClock)
+	var back bufstat.Report
+	if err := json.Unmarshal(rep.JSON(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Text() != rep.Text() {
+		t.Errorf("the JSON does not carry the report's data:\n%s\n---\n%s", back.Text(), rep.Text())
+	}
+}
