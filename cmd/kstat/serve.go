@@ -42,7 +42,8 @@ type daemon struct {
 	paths      collector.Paths     // --proc and --sys
 	mux        *http.ServeMux      // features add API handlers; the HTTP feature serves it
 	log        *slog.Logger
-	level      *slog.LevelVar // debug/nodebug switch it
+	level      *slog.LevelVar   // debug/nodebug switch it
+	fuse       *fusefs.Requests // requests the statistics mount served (serve_self publishes them)
 	wg         sync.WaitGroup
 }
 
@@ -110,6 +111,7 @@ func runServe(parent context.Context, opts serveOptions) error {
 		paths:      collector.Paths{Proc: global.procRoot, Sys: global.sysRoot},
 		level:      new(slog.LevelVar),
 		mux:        http.NewServeMux(),
+		fuse:       new(fusefs.Requests),
 	}
 	if opts.debug {
 		d.level.Set(slog.LevelDebug)
@@ -125,7 +127,7 @@ func runServe(parent context.Context, opts serveOptions) error {
 	var srv *fusefs.Server
 	if opts.mount != "" {
 		var err error
-		srv, err = fusefs.Mount(opts.mount, d.root, fusefs.Options{Log: d.log})
+		srv, err = fusefs.Mount(opts.mount, d.root, fusefs.Options{Log: d.log, Requests: d.fuse})
 		if err != nil {
 			stop()
 			d.wg.Wait()

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"time"
+
+	"github.com/kstat/kstat/statsfs"
+)
+
+// The self/ source: the daemon's own health, and the requests its
+// statistics mount served.
+const (
+	selfUptime = iota
+	selfGoroutines
+	selfHeap
+	selfFDs
+	selfGC
+	selfLookups
+	selfReaddirs
+	selfOpens
+	selfReads
+	selfWrites
+	selfRefused
+)
+
+var selfTable = statsfs.NewTable(
+	statsfs.Value{Name: "uptime_seconds", Help: "Seconds since the daemon started", Type: statsfs.F64, Unit: "seconds", ReadOnly: true},
+	statsfs.Value{Name: "goroutines", Help: "Goroutines the daemon runs", Type: statsfs.U64, Flag: statsfs.Floating},
+	statsfs.Value{Name: "heap_bytes", Help: "Bytes of live and not yet swept heap objects", Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
+	statsfs.Value{Name: "open_fds", Help: "File descriptors the daemon has open", Type: statsfs.U64, Flag: statsfs.Floating},
+	statsfs.Value{Name: "gc_cycles", Help: "Garbage collections since the daemon started", Type: statsfs.U64, ReadOnly: true},
+	statsfs.Value{Name: "fuse_lookups", Help: "Names the statistics mount looked up (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: "fuse_readdirs", Help: "Directory listings the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: "fuse_opens", Help: "Files opened in the statistics mount (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: "fuse_reads", Help: "Read requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: "fuse_writes", Help: "Write requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: "fuse_refused", Help: "Opens and writes the statistics mount refused (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+)
+
+func init() {
+	features = append(features, feature{name: "self", start: startSelf})
+}
+
+// selfRecord reads the daemon's health when a value is read; the FUSE
+// request counters can be cleared.
+type selfRecord struct {
+	d     *daemon
+	start time.Time
+}
+
+func (r *selfRecord) counter(i int) interface {
+	Load() uint64
+	Store(uint64)
+} {
+	req := r.d.fuse
+	switch i {
+	case selfLookups:
+		return &req.Lookups
+	case selfReaddirs:
+		return &req.Readdirs
+	case selfOpens:
+		return &req.Opens
+	case selfReads:
+		return &req.Reads
+	case selfWrites:
+		return &req.Writes
+	case selfRefused:
+		return &req.Refused
+	}
+	return nil
+}
+
+// Load reads value i now.
+func (r *selfRecord) Load(i int) uint64 {
+	switch i {
+	case selfUptime:
+		return statsfs.FloatBits(time.Since(r.start).Seconds())
+	case selfGoroutines:
+		return uint64(runtime.NumGoroutine())
+	case selfHeap:
+		return runtimeMetric("/memory/classes/heap/objects:bytes")
+	case selfFDs:
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return 0
+		}
+		return uint64(len(fds) - 1) // less the one ReadDir had open
+	case selfGC:
+		return runtimeMetric("/gc/cycles/total:gc-cycles")
+	}
+	if c := r.counter(i); c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
+// Clear zeroes a FUSE request counter; the other values are read-only.
+func (r *selfRecord) Clear(i int) {
+	if c := r.counter(i); c != nil {
+		c.Store(0)
+	}
+}
+
+func runtimeMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+func startSelf(_ context.Context, d *daemon) error {
+	src := statsfs.NewSource("self")
+	if err := src.AddValues(selfTable, &selfRecord{d: d, start: time.Now()}, 0); err != nil {
+		return err
+	}
+	d.root.AddSubordinate(src)
+	return nil
+}
