@@ -1,0 +1,295 @@
+package tracer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kstat/kstat/internal/collector"
+	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// MaxPids is how many pids the filter holds.
+const MaxPids = 1024
+
+// Service is the tracer as the daemon runs it: the tracer/ source with a
+// directory per process, the report, and the knobs enable, pids and sort.
+// The programs are attached only while enabled.
+type Service struct {
+	opts    Options
+	src     *statsfs.Source
+	view    *view
+	refresh *collector.Refresher
+
+	mu     sync.Mutex
+	tr     *Tracer
+	pids   []uint32 // the filter, ascending; empty traces all
+	sortBy string
+	procs  []Proc   // the last read
+	base   Counters // counters of earlier enabled periods
+	fns    string   // functions_status
+}
+
+// NewService returns a disabled tracer service whose source is src
+// (normally "tracer"). opts.Pids is the initial filter.
+func NewService(src *statsfs.Source, opts Options) (*Service, error) {
+	s := &Service{opts: opts, src: src, sortBy: "out_bytes", fns: "not probed yet"}
+	s.refresh = collector.NewRefresher("tracer", s.read)
+	v, err := newView(src, s.refresh.Record)
+	if err != nil {
+		return nil, err
+	}
+	s.view = v
+	if err := s.setPids(opts.Pids); err != nil {
+		return nil, err
+	}
+	for _, c := range []*statsfs.Control{
+		{Name: "report", Help: "the per-process table, sorted by the sort knob", Read: s.Report},
+		{Name: "functions_status", Help: "whether named kernel functions (mutex_lock, kfree, ...) are counted with fentry or kprobes", Read: s.FunctionsStatus},
+	} {
+		if err := src.AddControl(c); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Collector is the service's read status, for scrape metrics.
+func (s *Service) Collector() collector.Collector { return s.refresh }
+
+// Source is the tracer/ source.
+func (s *Service) Source() *statsfs.Source { return s.src }
+
+// read loads the maps into the tree; a disabled service empties it.
+func (s *Service) read() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr == nil {
+		s.procs = nil
+		s.view.update(nil, s.base, 0)
+		return nil
+	}
+	procs, err := s.tr.Procs()
+	if err != nil {
+		return err
+	}
+	c, err := s.tr.Counters()
+	if err != nil {
+		return err
+	}
+	allocs, err := s.tr.Allocs()
+	if err != nil {
+		return err
+	}
+	s.procs = procs
+	s.view.update(procs, addCounters(s.base, c), len(allocs))
+	return nil
+}
+
+func addCounters(a, b Counters) Counters {
+	return Counters{
+		ProcsCreated: a.ProcsCreated + b.ProcsCreated, ProcsRemoved: a.ProcsRemoved + b.ProcsRemoved,
+		ProcsEvicted: a.ProcsEvicted + b.ProcsEvicted, ProcsDropped: a.ProcsDropped + b.ProcsDropped,
+		AllocsDropped: a.AllocsDropped + b.AllocsDropped, AllocsDroppedBytes: a.AllocsDroppedBytes + b.AllocsDroppedBytes,
+		MissedFrees: a.MissedFrees + b.MissedFrees, StaleAllocs: a.StaleAllocs + b.StaleAllocs,
+		StackErrors: a.StackErrors + b.StackErrors, LockUnmatched: a.LockUnmatched + b.LockUnmatched,
+		LockDropped: a.LockDropped + b.LockDropped, Exits: a.Exits + b.Exits,
+	}
+}
+
+// Refresh reads the maps now (at most once per collector.MaxAge).
+func (s *Service) Refresh() error { return s.refresh.Refresh() }
+
+// Run refreshes every interval until ctx ends, so that sources of exited
+// processes go away even when nobody reads.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.Refresh() // the error is in Collector().Status()
+		}
+	}
+}
+
+// Enabled reports whether the programs are attached.
+func (s *Service) Enabled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tr != nil
+}
+
+// SetEnabled attaches (loading fresh maps) or detaches the programs.
+func (s *Service) SetEnabled(on bool) error {
+	s.mu.Lock()
+	if on == (s.tr != nil) {
+		s.mu.Unlock()
+		return nil
+	}
+	if on {
+		opts := s.opts
+		opts.Pids = s.pids
+		tr, err := Open(opts)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.tr = tr
+	} else {
+		if c, err := s.tr.Counters(); err == nil {
+			s.base = addCounters(s.base, c)
+		}
+		err := s.tr.Close()
+		s.tr = nil
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.mu.Unlock()
+	// Read at once, past the refresher's cache.
+	return s.read()
+}
+
+// Close detaches the programs.
+func (s *Service) Close() error { return s.SetEnabled(false) }
+
+// Pids returns the filter, ascending.
+func (s *Service) Pids() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint32(nil), s.pids...)
+}
+
+func (s *Service) setPids(pids []uint32) error {
+	set := map[uint32]bool{}
+	for _, p := range pids {
+		set[p] = true
+	}
+	if len(set) > MaxPids {
+		return fmt.Errorf("%w: at most %d pids", statsfs.ErrInvalid, MaxPids)
+	}
+	next := make([]uint32, 0, len(set))
+	for p := range set {
+		next = append(next, p)
+	}
+	sort.Slice(next, func(i, j int) bool { return next[i] < next[j] })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		if err := s.tr.SetPids(next); err != nil {
+			return err
+		}
+	}
+	s.pids = next
+	return nil
+}
+
+// EditPids applies a pids control write: "+PID" adds, "-PID" removes,
+// "clear" empties the filter (trace all). Several edits may be given
+// separated by spaces or commas; all are checked before any applies.
+func (s *Service) EditPids(text string) error {
+	fields := strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == ',' || r == '\n' || r == '\t' })
+	if len(fields) == 0 {
+		return fmt.Errorf("%w: pids: write +PID, -PID or clear", statsfs.ErrInvalid)
+	}
+	set := map[uint32]bool{}
+	for _, p := range s.Pids() {
+		set[p] = true
+	}
+	for _, f := range fields {
+		if f == "clear" {
+			set = map[uint32]bool{}
+			continue
+		}
+		if len(f) < 2 || (f[0] != '+' && f[0] != '-') {
+			return fmt.Errorf("%w: pids: %q is not +PID, -PID or clear", statsfs.ErrInvalid, f)
+		}
+		n, err := strconv.ParseUint(f[1:], 10, 32)
+		if err != nil || n == 0 || n > 1<<22 {
+			return fmt.Errorf("%w: pids: %q is not a process id (1 to 4194304)", statsfs.ErrInvalid, f[1:])
+		}
+		if f[0] == '+' {
+			set[uint32(n)] = true
+		} else {
+			delete(set, uint32(n))
+		}
+	}
+	next := make([]uint32, 0, len(set))
+	for p := range set {
+		next = append(next, p)
+	}
+	return s.setPids(next)
+}
+
+// SortBy is the report's sort column.
+func (s *Service) SortBy() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sortBy
+}
+
+// SetSortBy changes the report's sort column.
+func (s *Service) SetSortBy(col string) error {
+	if !ValidSort(col) {
+		return fmt.Errorf("%w: sort: %q is not one of %s", statsfs.ErrInvalid, col, strings.Join(SortColumns(), ", "))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sortBy = col
+	return nil
+}
+
+// Report is the per-process table, fresh, sorted by the sort knob.
+func (s *Service) Report() string {
+	err := s.Refresh()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr == nil {
+		return "tracer disabled: write 1 to tracer/enable\n"
+	}
+	if err != nil {
+		return fmt.Sprintf("tracer: %v\n", err)
+	}
+	return FormatTable(s.procs, s.sortBy, 0)
+}
+
+// SetFunctionsStatus records the outcome of AttachFunctions.
+func (s *Service) SetFunctionsStatus(status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fns = status
+}
+
+// FunctionsStatus is the text of tracer/functions_status.
+func (s *Service) FunctionsStatus() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fns + "\n"
+}
+
+// Knobs returns the service's knobs: enable, pids and sort.
+func (s *Service) Knobs() []*knob.Knob {
+	return []*knob.Knob{
+		knob.Bool("enable", "1 attaches the tracer's programs (real CPU cost on allocation-heavy loads), 0 detaches them and drops their maps",
+			s.Enabled, s.SetEnabled),
+		knob.New("pids", "the traced process ids, empty: all; write +PID, -PID or clear",
+			func() string {
+				ps := s.Pids()
+				parts := make([]string, len(ps))
+				for i, p := range ps {
+					parts[i] = strconv.FormatUint(uint64(p), 10)
+				}
+				return strings.Join(parts, " ")
+			}, s.EditPids),
+		knob.New("sort", "the report's sort column: "+strings.Join(SortColumns(), ", "), s.SortBy, s.SetSortBy),
+	}
+}
