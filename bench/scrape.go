@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// floorFiles are the /proc files kstat's bufstat and telemetry collectors
+// and node_exporter's meminfo, netdev, sockstat, interrupts and stat
+// collectors have in common.
+var floorFiles = []string{"/proc/meminfo", "/proc/net/dev", "/proc/net/sockstat", "/proc/interrupts", "/proc/stat"}
+
+// neCollectors are the node_exporter collectors matching kstat's.
+var neCollectors = []string{"meminfo", "netdev", "sockstat", "interrupts", "stat"}
+
+// exporter is one /metrics endpoint being scraped.
+type exporter struct {
+	name   string
+	url    string
+	client *http.Client
+	lat    []time.Duration
+	allocs []float64 // go_memstats_alloc_bytes_total at each scrape
+	bytes  int
+	series int
+}
+
+func newExporter(name, addr string) *exporter {
+	return &exporter{
+		name: name,
+		url:  "http://" + addr + "/metrics",
+		// Plain text, no gzip: both exporters do the same work, and the
+		// latency is the exporter's, not the compressor's.
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}},
+	}
+}
+
+// scrape fetches /metrics once and records its latency and the exporter's
+// allocation counter.
+func (e *exporter) scrape(record bool) error {
+	start := time.Now()
+	resp, err := e.client.Get(e.url)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", e.url, resp.Status)
+	}
+	if !record {
+		return nil
+	}
+	e.lat = append(e.lat, d)
+	e.bytes = len(body)
+	e.series = 0
+	alloc := -1.0
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Bytes()
+		if len(l) == 0 || l[0] == '#' {
+			continue
+		}
+		e.series++
+		if v, ok := bytes.CutPrefix(l, []byte("go_memstats_alloc_bytes_total ")); ok {
+			alloc, _ = strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+		}
+	}
+	e.allocs = append(e.allocs, alloc)
+	return nil
+}
+
+// allocPerScrape is the exporter's own allocation counter's growth per
+// scrape (background work included), or -1 when it does not export it.
+func (e *exporter) allocPerScrape() float64 {
+	if len(e.allocs) < 2 || e.allocs[0] < 0 || e.allocs[len(e.allocs)-1] < 0 {
+		return -1
+	}
+	return (e.allocs[len(e.allocs)-1] - e.allocs[0]) / float64(len(e.allocs)-1)
+}
+
+// floorPaths are floorFiles as C strings, made once so the floor loop
+// allocates nothing.
+var floorPaths = func() []*byte {
+	var ps []*byte
+	for _, f := range floorFiles {
+		p, err := syscall.BytePtrFromString(f)
+		if err != nil {
+			panic(err)
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}()
+
+// floorRead reads each floor file with openat(2), read(2) until EOF and
+// close(2) into buf, and nothing else.
+func floorRead(buf []byte) error {
+	for i, p := range floorPaths {
+		fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)),
+			syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0)
+		if errno != 0 {
+			return fmt.Errorf("open %s: %w", floorFiles[i], errno)
+		}
+		for {
+			n, err := syscall.Read(int(fd), buf)
+			if err != nil {
+				syscall.Close(int(fd))
+				return fmt.Errorf("read %s: %w", floorFiles[i], err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		syscall.Close(int(fd))
+	}
+	return nil
+}
+
+// atFDCWD is AT_FDCWD, a variable so that it converts to uintptr.
+var atFDCWD = -100
+
+// startNodeExporter runs the pinned node_exporter with only the collectors
+// matching kstat's, on a loopback port.
+func (h *harness) startNodeExporter() (addr string, stop func(), err error) {
+	if h.nodeExp == "" {
+		return "", nil, errors.New("node_exporter is not installed")
+	}
+	addr, err = freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	args := []string{"--collector.disable-defaults", "--web.listen-address=" + addr}
+	for _, c := range neCollectors {
+		args = append(args, "--collector."+c)
+	}
+	logPath := filepath.Join(h.cfg.outDir, "node_exporter.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(h.nodeExp, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	h.logf("   starting %s %s", h.nodeExp, strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return "", nil, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	stop = func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	h.atExit(stop)
+	e := newExporter("node_exporter", addr)
+	for i := 0; i < 100; i++ {
+		if err = e.scrape(false); err == nil {
+			return addr, stop, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("node_exporter did not answer: %v", err)
+}
+
+// scrapeCost scrapes kstat and node_exporter and reads the floor in turn,
+// one round every -scrape-gap, so all three see the same machine.
+func (h *harness) scrapeCost() error {
+	const sec = "1"
+	var ks, ne *exporter
+	switch {
+	case h.daemon == nil:
+		h.notRun(sec, "kstat /metrics", "", "no daemon")
+	case h.daemon.listen == "":
+		h.notRun(sec, "kstat /metrics", "", "kstat serve has no --listen (HTTP exporter not landed)")
+	default:
+		ks = newExporter("kstat", h.daemon.listen)
+		// The tracer's per-pid series are not part of this comparison:
+		// node_exporter has no counterpart.
+		if h.daemon.has("tracer/enable") {
+			if err := h.daemon.set("tracer/enable", "0"); err != nil {
+				h.notef("scrape: %v", err)
+			}
+			defer func() {
+				if err := h.daemon.set("tracer/enable", "1"); err != nil {
+					h.notef("scrape: %v", err)
+				}
+			}()
+		}
+	}
+	if addr, stop, err := h.startNodeExporter(); err != nil {
+		h.notRun(sec, "node_exporter /metrics", "", err.Error())
+	} else {
+		defer stop()
+		ne = newExporter("node_exporter", addr)
+	}
+	var fp *footprint
+	if ks != nil {
+		var err error
+		if fp, err = beginFootprint(h.daemon.pid); err != nil {
+			return err
+		}
+	}
+
+	buf := make([]byte, 256<<10)
+	var floor []time.Duration
+	const warm = 10
+	for i := 0; i < warm+h.cfg.scrapes; i++ {
+		round := time.Now()
+		rec := i >= warm
+		for _, e := range []*exporter{ks, ne} {
+			if e == nil {
+				continue
+			}
+			if err := e.scrape(rec); err != nil {
+				return fmt.Errorf("scraping %s: %w", e.name, err)
+			}
+		}
+		start := time.Now()
+		if err := floorRead(buf); err != nil {
+			return err
+		}
+		if rec {
+			floor = append(floor, time.Since(start))
+		}
+		time.Sleep(time.Until(round.Add(h.cfg.scrapeGap)))
+	}
+	// The floor's own allocations, measured apart from the interleaved loop.
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := 0; i < 100; i++ {
+		_ = floorRead(buf)
+	}
+	runtime.ReadMemStats(&m1)
+	floorAlloc := float64(m1.TotalAlloc-m0.TotalAlloc) / 100
+
+	fm := median(floor)
+	h.measured(sec, fmt.Sprintf("floor: read(2) of %d files, median / p99 (%d rounds)", len(floorFiles), len(floor)),
+		fmt.Sprintf("%s / %s, %.0f B allocated", us(fm), us(percentile(floor, 0.99)), floorAlloc), "", true)
+	for _, e := range []*exporter{ne, ks} {
+		if e == nil {
+			continue
+		}
+		alloc := "n/a"
+		if a := e.allocPerScrape(); a >= 0 {
+			alloc = fmt.Sprintf("%.0f kB", a/1000)
+		}
+		h.measured(sec, fmt.Sprintf("%s /metrics median / p99 (%d scrapes); alloc per scrape; body, series", e.name, len(e.lat)),
+			fmt.Sprintf("%s / %s; %s; %.0f kB, %d series", us(median(e.lat)), us(percentile(e.lat, 0.99)), alloc, float64(e.bytes)/1000, e.series), "", true)
+	}
+	if ks != nil && ne != nil {
+		r := float64(median(ks.lat)) / float64(median(ne.lat))
+		h.measured(sec, "kstat median ÷ node_exporter median", fmt.Sprintf("%.2f×", r), "≤ 0.5×", r <= 0.5)
+	}
+	if ks != nil {
+		r := float64(median(ks.lat)) / float64(fm)
+		h.measured(sec, "kstat median ÷ floor median", fmt.Sprintf("%.2f×", r), "≤ 3×", r <= 3)
+	}
+	if fp != nil {
+		cpu, maxRSS, _, window, err := fp.end()
+		if err == nil {
+			h.measured("5", fmt.Sprintf("daemon CPU while scraped every %s (%s)", h.cfg.scrapeGap, window.Round(time.Second)),
+				fmt.Sprintf("%.1f%% of a core, max RSS %s", cpu, mib(maxRSS)), "≤ 30 MB", maxRSS*1024 <= 30e6)
+		}
+	}
+	return nil
+}
+
+func sorted(d []time.Duration) []time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s
+}
+
+func median(d []time.Duration) time.Duration { return percentile(d, 0.5) }
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := sorted(d)
+	i := int(p*float64(len(s)-1) + 0.5)
+	return s[min(i, len(s)-1)]
+}
+
+// us formats a duration in microseconds.
+func us(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+}
