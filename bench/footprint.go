@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 // startMainDaemon starts the daemon every step measures, with all features
@@ -79,9 +81,24 @@ func (h *harness) stopMainDaemon() {
 	if h.daemon == nil {
 		return
 	}
+	var seen []ebpf.ProgramID
+	if progs, err := programIDs(h.daemon.pid); err == nil {
+		for id := range progs {
+			seen = append(seen, id)
+		}
+	}
 	h.daemon.stop()
-	if progs, err := programIDs(h.daemon.pid); err == nil && len(progs) > 0 {
-		h.notef("daemon still held BPF programs after SIGTERM: %v", progs)
+	var left []ebpf.ProgramID
+	for _, id := range seen {
+		if p, err := ebpf.NewProgramFromID(id); err == nil {
+			p.Close()
+			left = append(left, id)
+		}
+	}
+	if len(left) > 0 {
+		h.notef("after SIGTERM of the daemon, BPF programs %v it held are still loaded", left)
+	} else if len(seen) > 0 {
+		h.notef("after SIGTERM of the daemon none of the %d BPF programs it held is still loaded", len(seen))
 	}
 }
 
