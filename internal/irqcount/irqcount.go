@@ -1,0 +1,166 @@
+// Package irqcount loads and attaches the tp_btf programs of
+// internal/bpf/irqcount, which count hardware interrupt handler entries per
+// IRQ number (irq:irq_handler_entry) and softirq runs per vector
+// (irq:softirq_entry), and reads their per-CPU counts.
+//
+// Every attachment is a link held by a file descriptor of this process:
+// Close, or the process's exit, detaches them.
+package irqcount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	bpf "github.com/kstat/kstat/internal/bpf/irqcount"
+)
+
+// SoftirqNames are the softirq vectors in the kernel's order (enum
+// {HI,...,RCU}_SOFTIRQ), as /proc/softirqs names them.
+var SoftirqNames = [...]string{"HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU"}
+
+// Counter is the loaded and attached programs with their maps.
+type Counter struct {
+	objs  bpf.IrqcountObjects
+	links []link.Link
+}
+
+// Load loads both programs and attaches them to their tracepoints. It needs
+// CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF and tp_btf
+// programs (Linux 5.5 or later); the error says which is missing.
+func Load() (*Counter, error) {
+	_ = rlimit.RemoveMemlock() // only needed before Linux 5.11's memcg accounting
+	c := &Counter{}
+	if err := bpf.LoadIrqcountObjects(&c.objs, nil); err != nil {
+		return nil, loadError("loading the irqcount eBPF programs", err)
+	}
+	for _, p := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"irq:irq_handler_entry", c.objs.IrqHandlerEntry},
+		{"irq:softirq_entry", c.objs.SoftirqEntry},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
+		if err != nil {
+			c.Close()
+			return nil, loadError("attaching the tp_btf program to "+p.name, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return c, nil
+}
+
+// loadError names the missing privilege or kernel feature behind err.
+func loadError(what string, err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%s: missing privilege: needs CAP_BPF and CAP_PERFMON (run as root), "+
+			"or the kernel's lockdown forbids it: %w", what, err)
+	case errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EOPNOTSUPP):
+		return fmt.Errorf("%s: the kernel does not support tp_btf tracing programs with BTF "+
+			"(Linux 5.5+, CONFIG_DEBUG_INFO_BTF): %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Programs returns the two programs, for their run-time statistics.
+func (c *Counter) Programs() map[string]*ebpf.Program {
+	return map[string]*ebpf.Program{
+		"irq_handler_entry": c.objs.IrqHandlerEntry,
+		"softirq_entry":     c.objs.SoftirqEntry,
+	}
+}
+
+func sum(v []uint64) uint64 {
+	var s uint64
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+// IRQs returns the handler entries counted per IRQ number since Load,
+// summed over CPUs. An IRQ with several handlers counts once per handler.
+func (c *Counter) IRQs() (map[uint32]uint64, error) {
+	out := map[uint32]uint64{}
+	var key uint32
+	var vals []uint64
+	it := c.objs.IrqEntries.Iterate()
+	for it.Next(&key, &vals) {
+		out[key] = sum(vals)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading the irq_entries map: %w", err)
+	}
+	return out, nil
+}
+
+// IRQCounts is IRQs keyed by the decimal IRQ number, the name of the
+// line in /proc/interrupts.
+func (c *Counter) IRQCounts() (map[string]uint64, error) {
+	irqs, err := c.IRQs()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(irqs))
+	for n, v := range irqs {
+		out[strconv.FormatUint(uint64(n), 10)] = v
+	}
+	return out, nil
+}
+
+// Dropped is the number of handler entries not counted because the map of
+// IRQ numbers was full.
+func (c *Counter) Dropped() (uint64, error) {
+	var vals []uint64
+	if err := c.objs.IrqDropped.Lookup(uint32(0), &vals); err != nil {
+		return 0, fmt.Errorf("reading the irq_dropped map: %w", err)
+	}
+	return sum(vals), nil
+}
+
+// Softirqs returns the runs counted per softirq vector since Load, summed
+// over CPUs, in SoftirqNames order.
+func (c *Counter) Softirqs() ([len(SoftirqNames)]uint64, error) {
+	var out [len(SoftirqNames)]uint64
+	var vals []uint64
+	for i := range out {
+		if err := c.objs.SoftirqEntries.Lookup(uint32(i), &vals); err != nil {
+			return out, fmt.Errorf("reading the softirq_entries map: %w", err)
+		}
+		out[i] = sum(vals)
+	}
+	return out, nil
+}
+
+// SoftirqCounts is Softirqs keyed by vector name, as /proc/softirqs names
+// the lines.
+func (c *Counter) SoftirqCounts() (map[string]uint64, error) {
+	s, err := c.Softirqs()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(s))
+	for i, v := range s {
+		out[SoftirqNames[i]] = v
+	}
+	return out, nil
+}
+
+// Close detaches the programs and frees their maps.
+func (c *Counter) Close() error {
+	var errs []error
+	for _, l := range c.links {
+		errs = append(errs, l.Close())
+	}
+	c.links = nil
+	errs = append(errs, c.objs.Close())
+	return errors.Join(errs...)
+}

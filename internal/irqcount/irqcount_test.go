@@ -1,0 +1,243 @@
+package irqcount
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/kstat/kstat/internal/testutil"
+)
+
+// procCounts reads /proc/interrupts or /proc/softirqs with its own simple
+// parse: per line name, the sum of the CPU columns, and the rest of the
+// line.
+func procCounts(t *testing.T, file string) (map[string]uint64, map[string]string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	ncpu := len(strings.Fields(lines[0]))
+	counts, rest := map[string]uint64{}, map[string]string{}
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name := strings.TrimSuffix(f[0], ":")
+		var sum uint64
+		i := 1
+		for ; i < len(f) && i <= ncpu; i++ {
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				break
+			}
+			sum += v
+		}
+		counts[name], rest[name] = sum, strings.Join(f[i:], " ")
+	}
+	return counts, rest
+}
+
+// diskIO writes and syncs a file on the disk behind the test's temporary
+// folder, so the block device interrupts and the BLOCK softirq runs.
+func diskIO(t *testing.T) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "io"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for i := range 20 {
+		buf[0] = byte(i)
+		if _, err := f.WriteAt(buf, int64(i)*int64(len(buf))); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// settle is longer than the gap between the kernel counting an event in
+// /proc and the tracepoint firing for it: two adjacent statements, but a
+// virtual CPU can be descheduled by its host between them.
+const settle = 100 * time.Millisecond
+
+// TestCountsBracketedByProc compares the eBPF counts with the kernel's own
+// counters over nested windows: P0, settle, E0, P1, disk I/O, P2, settle,
+// E1, P3 (P a read of /proc, E of the maps). /proc/interrupts counts an
+// interrupt in the flow handler just before its handler runs, and
+// /proc/softirqs counts a vector just before softirq_entry fires, so for a
+// line with one handler every event is in both counts, the eBPF one a
+// moment later. Hence the inner /proc delta (P1..P2) cannot exceed the eBPF
+// delta, and the eBPF delta cannot exceed the outer /proc delta (P0..P3),
+// for every line at once, whatever else the machine does.
+func TestCountsBracketedByProc(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.RawTracepoint) // tp_btf is a BTF raw tracepoint; the Tracing probe loads an fentry program, which lockdown refuses
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	p0irq, desc := procCounts(t, "interrupts")
+	p0soft, _ := procCounts(t, "softirqs")
+	time.Sleep(settle)
+	e0irq, err := c.IRQCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e0soft, err := c.SoftirqCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1irq, _ := procCounts(t, "interrupts")
+	p1soft, _ := procCounts(t, "softirqs")
+
+	diskIO(t)
+
+	p2irq, _ := procCounts(t, "interrupts")
+	p2soft, _ := procCounts(t, "softirqs")
+	time.Sleep(settle)
+	e1irq, err := c.IRQCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1soft, err := c.SoftirqCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3irq, _ := procCounts(t, "interrupts")
+	p3soft, _ := procCounts(t, "softirqs")
+
+	var moved uint64
+	for name := range p0irq {
+		if _, err := strconv.Atoi(name); err != nil || strings.Contains(desc[name], ",") {
+			continue // LOC, NMI, ... have no IRQ number; a shared line runs several handlers
+		}
+		inner, outer, got := p2irq[name]-p1irq[name], p3irq[name]-p0irq[name], e1irq[name]-e0irq[name]
+		if got < inner || got > outer {
+			t.Errorf("IRQ %s (%s): eBPF counted %d handler entries, /proc/interrupts moved %d inside and %d around the window",
+				name, desc[name], got, inner, outer)
+			logMisses(t, c)
+		}
+		moved += inner
+		t.Logf("IRQ %-4s %-40s proc inner %4d  ebpf %4d  proc outer %4d", name, desc[name], inner, got, outer)
+	}
+	if moved == 0 {
+		t.Error("no numbered IRQ line moved during disk I/O: the comparison proved nothing")
+	}
+	for _, name := range SoftirqNames {
+		inner, outer, got := p2soft[name]-p1soft[name], p3soft[name]-p0soft[name], e1soft[name]-e0soft[name]
+		if got < inner || got > outer {
+			t.Errorf("softirq %s: eBPF counted %d, /proc/softirqs moved %d inside and %d around the window", name, got, inner, outer)
+			logMisses(t, c)
+		}
+		t.Logf("softirq %-8s proc inner %5d  ebpf %5d  proc outer %5d", name, inner, got, outer)
+	}
+	if e1soft["BLOCK"] == e0soft["BLOCK"] {
+		t.Error("no BLOCK softirq counted during disk I/O")
+	}
+	if d, err := c.Dropped(); err != nil || d != 0 {
+		t.Errorf("dropped %d, %v", d, err)
+	}
+}
+
+// logMisses logs the programs' recursion misses, which would explain an
+// eBPF count below the kernel's.
+func logMisses(t *testing.T, c *Counter) {
+	for name, p := range c.Programs() {
+		if st, err := p.Stats(); err == nil {
+			t.Logf("%s: %d recursion misses", name, st.RecursionMisses)
+		}
+	}
+}
+
+// TestCloseDetaches checks that Close leaves nothing in the kernel.
+func TestCloseDetaches(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.RawTracepoint) // tp_btf is a BTF raw tracepoint; the Tracing probe loads an fentry program, which lockdown refuses
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ebpf.ProgramID
+	for _, p := range c.Programs() {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		ids = append(ids, id)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// With its links and fds closed the kernel frees each program (after
+	// an RCU grace period): its ID no longer opens.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for {
+			p, err := ebpf.NewProgramFromID(id)
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if err == nil {
+				p.Close()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("program %d still loaded after Close: %v", id, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// BenchmarkHandlerCost logs the programs' average run time per event from
+// kernel.bpf_stats_enabled while disk I/O runs; it asserts nothing.
+func BenchmarkHandlerCost(b *testing.B) {
+	testutil.RequireBPF(b, ebpf.RawTracepoint) // tp_btf is a BTF raw tracepoint; the Tracing probe loads an fentry program, which lockdown refuses
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		b.Skipf("kernel does not support BPF run-time statistics: %v", err)
+	}
+	defer stats.Close()
+	c, err := Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	f, err := os.Create(filepath.Join(b.TempDir(), "io"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for i := 0; b.Loop(); i++ {
+		if _, err := f.WriteAt(buf, int64(i%256)*4096); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for name, p := range c.Programs() {
+		st, err := p.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.RunCount > 0 {
+			b.Logf("%s: %d runs, %v in all, %.0f ns per event, %d recursion misses",
+				name, st.RunCount, st.Runtime, float64(st.Runtime.Nanoseconds())/float64(st.RunCount), st.RecursionMisses)
+		}
+	}
+}
