@@ -155,6 +155,15 @@ func NewNetdev(p Paths) *Netdev {
 // so the interfaces are there before anyone lists the directory; a failed
 // first read is in Status, not returned.
 func (n *Netdev) Attach(parent *statsfs.Source) error {
+	// A hidden, all-zero record of the table in net/dev/ itself: the
+	// sums visit it before they list the interfaces, so its refresh
+	// brings interfaces that appeared in time for the sum that reads it.
+	// Zeros change no Sum (every NetdevTable value sums). It is added
+	// first so that a look-up by name finds the aggregate.
+	refresh := statsfs.RecordFunc(func(int) uint64 { _ = n.Refresh(); return 0 })
+	if err := n.dir.AddValues(NetdevTable, refresh, statsfs.HiddenGroup); err != nil {
+		return err
+	}
 	if err := n.dir.AddValues(NetdevTable, nil, 0); err != nil {
 		return err
 	}

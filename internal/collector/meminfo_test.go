@@ -1,0 +1,157 @@
+package collector
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// meminfoOracle parses "Key: N kB" lines with the standard library, to
+// check parseMeminfo against.
+func meminfoOracle(text string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, l := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		fs := strings.Fields(v)
+		if !ok || len(fs) != 2 || fs[1] != "kB" {
+			continue
+		}
+		if n, err := strconv.ParseUint(fs[0], 10, 64); err == nil {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+func TestParseMeminfoFixture(t *testing.T) {
+	b, err := os.ReadFile(testutil.Fixture(t, "bufstat", "real", "proc", "meminfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m meminfoBytes
+	if err := parseMeminfo(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := meminfoOracle(string(b))
+	for i, k := range meminfoKeys {
+		if m.v[i] != want[k]*1024 || m.found&(1<<i) == 0 {
+			t.Errorf("%s = %d bytes, want %d kB", k, m.v[i], want[k])
+		}
+	}
+	if n := testing.AllocsPerRun(50, func() { _ = parseMeminfo(b, &m) }); n != 0 {
+		t.Errorf("parseMeminfo allocates %v times per parse", n)
+	}
+}
+
+func TestParseMeminfoErrors(t *testing.T) {
+	for _, x := range []struct{ in, want string }{
+		{"MemTotal: 12 kB\nbroken line\n", `line 2 "broken line": no "key:"`},
+		{"MemTotal:\n", "MemTotal is not a number of kB"},
+		{"MemTotal: 12\n", "MemTotal is not in kB"},
+		{"MemTotal: 12 kB x\n", "MemTotal is not in kB"},
+		{"Dirty: -1 kB\n", "Dirty is not a number of kB"},
+		{"Cached: 18014398509481984 kB\n", "does not fit in 64 bits"},
+	} {
+		var m meminfoBytes
+		err := parseMeminfo([]byte(x.in), &m)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), x.want) {
+			t.Errorf("parseMeminfo(%q) = %v, want %q", x.in, err, x.want)
+		}
+	}
+	// Fields kstat does not use may look like anything after their colon.
+	var m meminfoBytes
+	if err := parseMeminfo([]byte("HugePages_Total:       0\nWeird: x y z\nMemTotal: 1 kB\n"), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.v[meminfoMemTotal] != 1024 || len(m.missing()) != meminfoN-1 {
+		t.Fatalf("got %v, missing %v", m.v, m.missing())
+	}
+}
+
+// FuzzParseMeminfo checks that parseMeminfo never panics and that what it
+// accepts agrees with the standard-library oracle.
+func FuzzParseMeminfo(f *testing.F) {
+	for _, c := range []string{"real", "missing-fields", "truncated", "huge", "overflow"} {
+		if b, err := os.ReadFile(testutil.Fixture(f, "bufstat", c, "proc", "meminfo")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("MemTotal: 1 kB\nMemTotal: 2 kB"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m meminfoBytes
+		if err := parseMeminfo(b, &m); err != nil {
+			return
+		}
+		// The last line of a key wins in both parsers.
+		want := meminfoOracle(string(b))
+		for i, k := range meminfoKeys {
+			w, ok := want[k]
+			if got := m.found&(1<<i) != 0; got != ok || m.v[i] != w*1024 {
+				t.Fatalf("%s: found %v = %d, oracle %v %d kB", k, got, m.v[i], ok, w)
+			}
+		}
+	})
+}
+
+func TestMeminfoCollector(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) {
+		if err := os.WriteFile(filepath.Join(dir, "meminfo"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := "MemTotal: 100 kB\nMemFree: 50 kB\nMemAvailable: 60 kB\nBuffers: 1 kB\nCached: 2 kB\nDirty: 3 kB\nWriteback: 4 kB\nSlab: 5 kB\nSReclaimable: 6 kB\nSUnreclaim: 7 kB\nPageTables: 8 kB\n"
+	write(full)
+	m := NewMeminfo(Paths{Proc: dir})
+	root := statsfs.NewSource("root")
+	if err := m.Attach(root); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]uint64{
+		"memory/total": 100, "memory/free": 50, "memory/available": 60,
+		"block/buffers": 1, "block/cached": 2, "block/dirty": 3, "block/writeback": 4,
+		"mm/slab": 5, "mm/slab_reclaimable": 6, "mm/slab_unreclaimable": 7, "mm/page_tables": 8,
+	} {
+		d, name := filepath.Split(path)
+		v, err := root.Find(strings.TrimSuffix(d, "/")).LookupName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.Read().Uint64(); got != want*1024 {
+			t.Errorf("%s = %d, want %d", path, got, want*1024)
+		}
+		if d := v.Value(); d.Unit != "bytes" || d.Flag != statsfs.Floating || d.Help == "" || d.Mode() != 0o444 {
+			t.Errorf("%s: descriptor %+v", path, d)
+		}
+	}
+	if st := m.Status(); st.Err != nil || st.Name != "meminfo" || st.Time.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+
+	// A file that lost fields: the others update, the lost keep their
+	// last value, and the error names them.
+	write(strings.Replace(strings.Replace(full, "MemFree: 50", "MemFree: 51", 1), "Dirty: 3 kB\n", "", 1))
+	waitMaxAge()
+	free, _ := root.Find("memory").GetByName("free")
+	dirty, _ := root.Find("block").GetByName("dirty")
+	if free.Uint64() != 51*1024 || dirty.Uint64() != 3*1024 {
+		t.Errorf("after losing Dirty: free %d, dirty %d", free.Uint64(), dirty.Uint64())
+	}
+	if err := m.Status().Err; !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "no Dirty") {
+		t.Errorf("status error %v", err)
+	}
+
+	// A malformed file changes nothing.
+	write("MemTotal: 999 kB\nMemFree: oops kB\n")
+	waitMaxAge()
+	total, _ := root.Find("memory").GetByName("total")
+	if total.Uint64() != 100*1024 || m.Status().Err == nil {
+		t.Errorf("after a malformed file: total %d, status %v", total.Uint64(), m.Status().Err)
+	}
+}

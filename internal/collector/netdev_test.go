@@ -1,0 +1,341 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// netdevOracle parses /proc/net/dev text with the standard library.
+func netdevOracle(text string) (map[string][16]uint64, bool) {
+	out := map[string][16]uint64{}
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, "|") || strings.TrimSpace(l) == "" {
+			continue
+		}
+		name, rest, ok := strings.Cut(l, ":")
+		fs := strings.Fields(rest)
+		if !ok || len(fs) != 16 {
+			return nil, false
+		}
+		var v [16]uint64
+		for i, f := range fs {
+			n, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return nil, false
+			}
+			v[i] = n
+		}
+		out[strings.TrimSpace(name)] = v
+	}
+	return out, true
+}
+
+func TestParseNetdevFixtures(t *testing.T) {
+	for c, devs := range map[string]int{"real": 4, "many-interfaces": 37, "huge": 2} {
+		b, err := os.ReadFile(testutil.Fixture(t, "bufstat", c, "proc", "net", "dev"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseNetdev(b, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		want, _ := netdevOracle(string(b))
+		if len(got) != devs || len(want) != devs {
+			t.Fatalf("%s: %d interfaces, oracle %d, want %d", c, len(got), len(want), devs)
+		}
+		for _, e := range got {
+			if want[string(e.name)] != e.v {
+				t.Errorf("%s: %s = %v, want %v", c, e.name, e.v, want[string(e.name)])
+			}
+		}
+		if n := testing.AllocsPerRun(50, func() { got, _ = parseNetdev(b, got) }); n != 0 {
+			t.Errorf("%s: parseNetdev allocates %v times with a reused slice", c, n)
+		}
+	}
+}
+
+func TestParseNetdevErrors(t *testing.T) {
+	zeros := strings.Repeat(" 0", 16)
+	for _, x := range []struct{ in, want string }{
+		{"  eth0 1 2 3\n", `line 1 "  eth0 1 2 3": no "interface:"`},
+		{"  eth0: 1 2 3\n", "line 1 (eth0): 3 counters, want 16"},
+		{"  eth0:" + zeros + " 0\n", "more than 16 counters"},
+		{"  eth0:" + strings.Replace(zeros, "0", "x", 1) + "\n", `counter 1 "x" is not`},
+		{"  :" + zeros + "\n", "empty interface name"},
+	} {
+		_, err := parseNetdev([]byte(x.in), nil)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), x.want) {
+			t.Errorf("parseNetdev(%q) = %v, want %q", x.in, err, x.want)
+		}
+	}
+}
+
+// FuzzParseNetdev checks parseNetdev against the oracle on what it accepts.
+func FuzzParseNetdev(f *testing.F) {
+	for _, c := range []string{"real", "many-interfaces", "truncated", "huge", "overflow"} {
+		if b, err := os.ReadFile(testutil.Fixture(f, "bufstat", c, "proc", "net", "dev")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseNetdev(b, nil)
+		if err != nil {
+			return
+		}
+		want, ok := netdevOracle(string(b))
+		if !ok {
+			t.Fatalf("parseNetdev accepted what the oracle refuses: %q", b)
+		}
+		for _, e := range got {
+			if w, ok := want[string(e.name)]; !ok || (w != e.v && countName(got, e.name) == 1) {
+				t.Fatalf("%q: %v, oracle %v", e.name, e.v, w)
+			}
+		}
+	})
+}
+
+func countName(es []netdevEntry, name []byte) int {
+	n := 0
+	for _, e := range es {
+		if string(e.name) == string(name) {
+			n++
+		}
+	}
+	return n
+}
+
+// netdevRead reads value name of net/dev/<dev>/ ("" for the net/dev sums).
+func netdevRead(t *testing.T, root *statsfs.Source, dev, name string) uint64 {
+	t.Helper()
+	path := "net/dev"
+	if dev != "" {
+		path += "/" + dev
+	}
+	src := root.Find(path)
+	if src == nil {
+		t.Fatalf("no %s in the tree", path)
+	}
+	r, err := src.GetByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Uint64()
+}
+
+func TestNetdevInterfacesComeAndGo(t *testing.T) {
+	dir := t.TempDir()
+	proc, sys := filepath.Join(dir, "proc"), filepath.Join(dir, "sys")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(proc, "net"), 0o755))
+	must(os.MkdirAll(filepath.Join(sys, "class", "net", "a0"), 0o755))
+	must(os.WriteFile(filepath.Join(sys, "class", "net", "a0", "tx_queue_len"), []byte("500\n"), 0o644))
+	line := func(name string, base uint64) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%6s:", name)
+		for i := range uint64(16) {
+			fmt.Fprintf(&b, " %d", base+i)
+		}
+		return b.String() + "\n"
+	}
+	writeDev := func(lines ...string) {
+		must(os.WriteFile(filepath.Join(proc, "net", "dev"), []byte("Inter-|\n face |\n"+strings.Join(lines, "")), 0o644))
+	}
+	writeDev(line("a0", 100), line("b0", 200))
+	n := NewNetdev(Paths{Proc: proc, Sys: sys})
+	root := statsfs.NewSource("root")
+	must(n.Attach(root))
+	if got := netdevRead(t, root, "a0", "tx_queue_len"); got != 500 {
+		t.Errorf("a0 tx_queue_len %d", got)
+	}
+	if got := netdevRead(t, root, "b0", "tx_queue_len"); got != 0 {
+		t.Errorf("b0 (no sysfs entry) tx_queue_len %d", got)
+	}
+	if got := netdevRead(t, root, "", "rx_packets"); got != 101+201 {
+		t.Errorf("sum rx_packets %d", got)
+	}
+	if got := netdevRead(t, root, "b0", "tx_dropped"); got != 211 {
+		t.Errorf("b0 tx_dropped %d", got)
+	}
+	if src := root.Find("net/dev/a0"); src.Label() != "device" {
+		t.Errorf("label %q", src.Label())
+	}
+	b0 := root.Find("net/dev/b0")
+
+	writeDev(line("a0", 1000), line("c0", 3000))
+	waitMaxAge()
+	if got := netdevRead(t, root, "", "rx_bytes"); got != 1000+3000 {
+		t.Errorf("sum rx_bytes after b0 went: %d", got)
+	}
+	if root.Find("net/dev/b0") != nil || root.Find("net/dev/c0") == nil {
+		t.Errorf("b0 should be gone and c0 there: %v", root.Find("net/dev").Subordinates())
+	}
+	if r, _ := b0.GetByName("rx_bytes"); r.Uint64() != 0 {
+		t.Errorf("a removed interface's source still reads %d", r.Uint64())
+	}
+
+	// A malformed file keeps the last values and reports the line.
+	writeDev(line("a0", 5), "  c0: 1 2\n")
+	waitMaxAge()
+	if got := netdevRead(t, root, "a0", "rx_bytes"); got != 1000 {
+		t.Errorf("a0 rx_bytes after a malformed file %d", got)
+	}
+	if err := n.Status().Err; !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "(c0)") {
+		t.Errorf("status %v", err)
+	}
+}
+
+// TestNetdevNamespaceVeth sends a known number of UDP datagrams over a veth
+// pair between two new network namespaces and finds exactly them in
+// net/dev/<iface>/ and in the net/dev/ sums.
+//
+// Each namespace's collector reads the files of a process that lives in it
+// (Proc: /proc/<pid>, whose net/dev is that process's namespace) started
+// with "ip netns exec", which also mounts a sysfs of the namespace in its
+// own mount namespace (Sys: /proc/<pid>/root/sys).
+func TestNetNSVeth(t *testing.T) {
+	nsA, nsB := testutil.NewNetNS(t), testutil.NewNetNS(t)
+	for _, ns := range []*testutil.NetNS{nsA, nsB} {
+		// No IPv6: no router solicitations or DAD packets on the veths.
+		ns.Exec(t, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+	testutil.Run(t, "ip", "-n", nsA.Name, "link", "add", "kbA", "type", "veth", "peer", "name", "kbB", "netns", nsB.Name)
+	nsA.Exec(t, "ip", "addr", "add", "10.203.7.1/24", "dev", "kbA")
+	nsB.Exec(t, "ip", "addr", "add", "10.203.7.2/24", "dev", "kbB")
+	nsB.Exec(t, "ip", "link", "set", "kbB", "txqueuelen", "777")
+	macA := strings.TrimSpace(nsA.Exec(t, "cat", "/sys/class/net/kbA/address"))
+	macB := strings.TrimSpace(nsB.Exec(t, "cat", "/sys/class/net/kbB/address"))
+	// Static neighbours: no ARP packets to count.
+	nsA.Exec(t, "ip", "neigh", "replace", "10.203.7.2", "lladdr", macB, "dev", "kbA", "nud", "permanent")
+	nsB.Exec(t, "ip", "neigh", "replace", "10.203.7.1", "lladdr", macA, "dev", "kbB", "nud", "permanent")
+	nsA.Exec(t, "ip", "link", "set", "kbA", "up")
+	nsB.Exec(t, "ip", "link", "set", "kbB", "up")
+
+	paths := func(ns *testutil.NetNS, dev string) Paths {
+		cmd := exec.Command("ip", "netns", "exec", ns.Name, "sleep", "600")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		p := Paths{Proc: fmt.Sprintf("/proc/%d", cmd.Process.Pid), Sys: fmt.Sprintf("/proc/%d/root/sys", cmd.Process.Pid)}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(p.Sys, "class", "net", dev)); err == nil {
+				return p
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ip netns exec %s did not mount the namespace's sysfs", ns.Name)
+			}
+		}
+	}
+	rootA, rootB := statsfs.NewSource("a"), statsfs.NewSource("b")
+	colA, colB := NewNetdev(paths(nsA, "kbA")), NewNetdev(paths(nsB, "kbB"))
+	if err := colA.Attach(rootA); err != nil {
+		t.Fatal(err)
+	}
+	if err := colB.Attach(rootB); err != nil {
+		t.Fatal(err)
+	}
+	if err := colB.Status().Err; err != nil {
+		t.Fatal(err)
+	}
+	if got := netdevRead(t, rootB, "kbB", "tx_queue_len"); got != 777 {
+		t.Errorf("kbB tx_queue_len = %d, want 777 (set with ip link)", got)
+	}
+	if rootB.Find("net/dev/kbA") != nil || rootA.Find("net/dev/kbB") != nil {
+		t.Fatal("a namespace's collector sees the other namespace's interface")
+	}
+
+	var conn *net.UDPConn
+	if err := nsB.Do(func() (err error) {
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 203, 7, 2), Port: 9999})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	type counts struct{ aTxP, aTxB, bRxP, bRxB, bTxP, sumRxP, sumRxB, sumTxP uint64 }
+	read := func() counts {
+		waitMaxAge()
+		return counts{
+			aTxP: netdevRead(t, rootA, "kbA", "tx_packets"), aTxB: netdevRead(t, rootA, "kbA", "tx_bytes"),
+			bRxP: netdevRead(t, rootB, "kbB", "rx_packets"), bRxB: netdevRead(t, rootB, "kbB", "rx_bytes"),
+			bTxP:   netdevRead(t, rootB, "kbB", "tx_packets"),
+			sumRxP: netdevRead(t, rootB, "", "rx_packets"), sumRxB: netdevRead(t, rootB, "", "rx_bytes"),
+			sumTxP: netdevRead(t, rootB, "", "tx_packets"),
+		}
+	}
+	before := read()
+	const n, payload = 100, 100
+	if err := nsA.Do(func() error {
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(10, 203, 7, 2), Port: 9999})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, payload)
+		for range n {
+			if _, err := c.Write(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2*payload)
+	for i := range n {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if m, _, err := conn.ReadFromUDP(buf); err != nil || m != payload {
+			t.Fatalf("datagram %d: %d bytes, %v", i, m, err)
+		}
+	}
+	after := read()
+
+	const frame = 14 + 20 + 8 + payload // Ethernet, IPv4, UDP headers and the payload
+	for _, x := range []struct {
+		what          string
+		before, after uint64
+		want          uint64
+	}{
+		{"kbA tx_packets", before.aTxP, after.aTxP, n},
+		{"kbA tx_bytes", before.aTxB, after.aTxB, n * frame},
+		{"kbB rx_packets", before.bRxP, after.bRxP, n},
+		{"kbB rx_bytes", before.bRxB, after.bRxB, n * frame},
+		{"kbB tx_packets", before.bTxP, after.bTxP, 0},
+		{"net/dev rx_packets (B)", before.sumRxP, after.sumRxP, n},
+		{"net/dev rx_bytes (B)", before.sumRxB, after.sumRxB, n * frame},
+		{"net/dev tx_packets (B)", before.sumTxP, after.sumTxP, 0},
+	} {
+		if d := x.after - x.before; d != x.want {
+			t.Errorf("%s went up by %d, want %d", x.what, d, x.want)
+		}
+	}
+
+	// Deleting the pair removes the sources and their share of the sums.
+	nsA.Exec(t, "ip", "link", "del", "kbA")
+	waitMaxAge()
+	_ = netdevRead(t, rootB, "", "rx_packets") // refreshes
+	if rootB.Find("net/dev/kbB") != nil {
+		t.Fatal("net/dev/kbB is still there after the veth pair was deleted")
+	}
+	if got := netdevRead(t, rootB, "", "rx_packets"); got != netdevRead(t, rootB, "lo", "rx_packets") {
+		t.Errorf("net/dev rx_packets %d after kbB went, but lo alone has %d", got, netdevRead(t, rootB, "lo", "rx_packets"))
+	}
+}
