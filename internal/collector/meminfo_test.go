@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/kstat/kstat/internal/testutil"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -153,5 +155,32 @@ func TestMeminfoCollector(t *testing.T) {
 	total, _ := root.Find("memory").GetByName("total")
 	if total.Uint64() != 100*1024 || m.Status().Err == nil {
 		t.Errorf("after a malformed file: total %d, status %v", total.Uint64(), m.Status().Err)
+	}
+}
+
+// BenchmarkMeminfo is one read and parse of this machine's /proc/meminfo
+// by the collector.
+func BenchmarkMeminfo(b *testing.B) {
+	m := NewMeminfo(Paths{Proc: "/proc"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMeminfoProcfs is the same read by github.com/prometheus/procfs,
+// for comparison.
+func BenchmarkMeminfoProcfs(b *testing.B) {
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fs.Meminfo(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

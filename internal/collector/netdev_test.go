@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/kstat/kstat/internal/testutil"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -337,5 +339,48 @@ func TestNetNSVeth(t *testing.T) {
 	}
 	if got := netdevRead(t, rootB, "", "rx_packets"); got != netdevRead(t, rootB, "lo", "rx_packets") {
 		t.Errorf("net/dev rx_packets %d after kbB went, but lo alone has %d", got, netdevRead(t, rootB, "lo", "rx_packets"))
+	}
+}
+
+// BenchmarkNetdev is one read and parse of this machine's /proc/net/dev
+// and tx_queue_len files by the collector.
+func BenchmarkNetdev(b *testing.B) {
+	n := NewNetdev(Paths{Proc: "/proc", Sys: "/sys"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := n.read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNetdevParse is the parse alone, on the many-interfaces fixture
+// (37 interfaces).
+func BenchmarkNetdevParse(b *testing.B) {
+	data, err := os.ReadFile(testutil.Fixture(b, "bufstat", "many-interfaces", "proc", "net", "dev"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var es []netdevEntry
+	b.ReportAllocs()
+	for b.Loop() {
+		if es, err = parseNetdev(data, es); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNetdevProcfs reads /proc/net/dev with github.com/prometheus/procfs,
+// for comparison (without the tx_queue_len files).
+func BenchmarkNetdevProcfs(b *testing.B) {
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fs.NetDev(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,131 @@
+package collector
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// sockstatOracle reads "PROTO: key value ..." lines with the standard
+// library: out["TCP mem"] and so on.
+func sockstatOracle(t *testing.T, path string) map[string]uint64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		fs := strings.Fields(l)
+		for i := 1; i+1 < len(fs); i += 2 {
+			v, err := strconv.ParseUint(fs[i+1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[strings.TrimSuffix(fs[0], ":")+" "+fs[i]] = v
+		}
+	}
+	return out
+}
+
+func TestSockstatFixture(t *testing.T) {
+	for _, c := range []string{"real", "huge"} {
+		t.Run(c, func(t *testing.T) {
+			proc := testutil.Fixture(t, "bufstat", c, "proc")
+			s := NewSockstat(Paths{Proc: proc})
+			root := statsfs.NewSource("root")
+			if err := s.Attach(root); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Status().Err; err != nil {
+				t.Fatal(err)
+			}
+			want := sockstatOracle(t, filepath.Join(proc, "net", "sockstat"))
+			page := uint64(os.Getpagesize())
+			for name, key := range map[string]string{
+				"sockets_used": "sockets used", "tcp_inuse": "TCP inuse", "tcp_orphan": "TCP orphan", "tcp_tw": "TCP tw",
+				"tcp_alloc": "TCP alloc", "tcp_mem_pages": "TCP mem", "udp_inuse": "UDP inuse", "udp_mem_pages": "UDP mem",
+				"udplite_inuse": "UDPLITE inuse", "raw_inuse": "RAW inuse", "frag_inuse": "FRAG inuse", "frag_memory_bytes": "FRAG memory",
+			} {
+				if r, _ := root.Find("net").GetByName(name); r.Uint64() != want[key] {
+					t.Errorf("net/%s = %d, want %d", name, r.Uint64(), want[key])
+				}
+			}
+			for name, key := range map[string]string{"tcp_mem_bytes": "TCP mem", "udp_mem_bytes": "UDP mem"} {
+				if r, _ := root.Find("net").GetByName(name); r.Uint64() != want[key]*page {
+					t.Errorf("net/%s = %d, want %d pages of %d", name, r.Uint64(), want[key], page)
+				}
+			}
+			six := root.Find("net/sockstat6")
+			if _, err := os.Stat(filepath.Join(proc, "net", "sockstat6")); err != nil {
+				if !six.Hidden() {
+					t.Error("net/sockstat6 shown without a sockstat6 file")
+				}
+				return
+			}
+			want6 := sockstatOracle(t, filepath.Join(proc, "net", "sockstat6"))
+			for name, key := range map[string]string{"tcp_inuse": "TCP6 inuse", "udp_inuse": "UDP6 inuse", "raw_inuse": "RAW6 inuse", "frag_memory_bytes": "FRAG6 memory"} {
+				if r, _ := six.GetByName(name); r.Uint64() != want6[key] || six.Hidden() {
+					t.Errorf("net/sockstat6/%s = %d, want %d", name, r.Uint64(), want6[key])
+				}
+			}
+		})
+	}
+}
+
+func TestSockstatErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, "net", name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := "sockets: used 5\nTCP: inuse 1 orphan 0 tw 2 alloc 3 mem 4\nUDP: inuse 1 mem 1\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n"
+	write("sockstat", good)
+	s := NewSockstat(Paths{Proc: dir})
+	root := statsfs.NewSource("root")
+	if err := s.Attach(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Status().Err; err != nil || !root.Find("net/sockstat6").Hidden() {
+		t.Fatalf("without sockstat6: %v, hidden %v", err, root.Find("net/sockstat6").Hidden())
+	}
+	for _, x := range []struct{ text, want string }{
+		{strings.Replace(good, " mem 4", "", 1), `no "mem" on the TCP line`},
+		{strings.Replace(good, "mem 4", "mem 4503599627370496", 1), "do not fit in 64 bits"},
+		{strings.Replace(good, "RAW: inuse 0\n", "", 1), `no "inuse" on the RAW line`},
+		{"TCP: inuse\n", "Malformed sockstat line"},
+	} {
+		write("sockstat", x.text)
+		waitMaxAge()
+		if r, _ := root.Find("net").GetByName("tcp_tw"); r.Uint64() != 2 {
+			t.Errorf("%q: a bad file changed tcp_tw to %d", x.text, r.Uint64())
+		}
+		if err := s.Status().Err; err == nil || !strings.Contains(err.Error(), x.want) {
+			t.Errorf("%q: status %v, want %q", x.text, err, x.want)
+		} else if x.want != "Malformed sockstat line" && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%v does not wrap ErrMalformed", err)
+		}
+	}
+}
+
+// BenchmarkSockstat is one read and parse of /proc/net/sockstat and
+// sockstat6 (with procfs).
+func BenchmarkSockstat(b *testing.B) {
+	s := NewSockstat(Paths{Proc: "/proc"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
