@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/kstat/kstat/internal/netout/nettest"
+	"github.com/kstat/kstat/internal/testutil"
+)
+
+var kstatAddrs = []string{"127.0.0.1", "::1"}
+
+var kstatTraffic = nettest.Traffic{Conns: 4, Messages: 6, Size: 80}
+
+// kstatNS makes a namespace with the nftables counters that the KSTAT tests
+// compare with.
+func kstatNS(t *testing.T) *testutil.NetNS {
+	t.Helper()
+	testutil.RequireBPF(t, ebpf.Netfilter)
+	ns := testutil.NewNetNS(t)
+	nettest.AddCounters(t, ns)
+	return ns
+}
+
+// kstatRead reads a number file of the mount.
+func kstatRead(t *testing.T, path string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSuffix(string(b), "\n"), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %q: %v", path, b, err)
+	}
+	return v
+}
+
+// kstatWrite writes text to a file of the mount and returns the error.
+func kstatWrite(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
+}
+
+func kstatMustWrite(t *testing.T, path, text string) {
+	t.Helper()
+	if err := kstatWrite(path, text); err != nil {
+		t.Fatalf("writing %q to %s: %v", text, path, err)
+	}
+}
+
+// kstatFDs lists the netfilter BPF programs and the links that process pid
+// holds, from /proc/PID/fdinfo.
+func kstatFDs(t *testing.T, pid int) (progs []ebpf.ProgramID, links []link.ID) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		var progID, linkID uint64
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), ":")
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			switch k {
+			case "prog_id":
+				progID = n
+			case "link_id":
+				linkID = n
+			}
+		}
+		f.Close()
+		switch {
+		case linkID != 0:
+			links = append(links, link.ID(linkID))
+		case progID != 0:
+			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID))
+			if err != nil {
+				continue
+			}
+			if p.Type() == ebpf.Netfilter {
+				progs = append(progs, ebpf.ProgramID(progID))
+			}
+			p.Close()
+		}
+	}
+	return progs, links
+}
+
+// kstatLinksOf lists the kernel's links that run program id.
+func kstatLinksOf(t *testing.T, id ebpf.ProgramID) []link.ID {
+	t.Helper()
+	var ids []link.ID
+	it := new(link.Iterator)
+	defer it.Close()
+	for it.Next() {
+		if info, err := it.Link.Info(); err == nil && info.Program == id {
+			ids = append(ids, it.ID)
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// kstatDaemonProg returns the daemon's one netfilter program.
+func kstatDaemonProg(t *testing.T, d *testDaemon) ebpf.ProgramID {
+	t.Helper()
+	progs, _ := kstatFDs(t, d.cmd.Process.Pid)
+	if len(progs) != 1 {
+		t.Fatalf("the daemon holds %d netfilter programs (%v), want 1", len(progs), progs)
+	}
+	return progs[0]
+}
+
+// kstatQuiet waits for ns to stop sending and reads the mount's counts
+// between two equal nftables readings.
+func kstatQuiet(t *testing.T, ns *testutil.NetNS, d *testDaemon) (nettest.NFT, map[string]uint64) {
+	t.Helper()
+	got := map[string]uint64{}
+	nft := nettest.Quiet(t, ns, func() {
+		got["nout"] = kstatRead(t, d.Path("kstat/nout"))
+		for _, fam := range []string{"ipv4", "ipv6"} {
+			for _, p := range []string{"tcp", "udp", "other"} {
+				for _, u := range []string{"packets", "bytes"} {
+					name := fam + "/" + p + "_" + u
+					got[name] = kstatRead(t, d.Path("kstat/"+name))
+				}
+			}
+		}
+	})
+	return nft, got
+}
+
+// TestKstatDaemon drives the seed's interface through a daemon counting in
+// a namespace the test made, against nftables counters on the output hook.
+func TestKstatDaemon(t *testing.T) {
+	ns := kstatNS(t)
+	d := startDaemon(t, "--netns", ns.Path)
+	waitForFile(t, d.Path("kstat/nout"), 10*time.Second, d.done)
+	id := kstatDaemonProg(t, d)
+
+	// Loaded is not started: nothing attached, nothing counted.
+	if v := kstatRead(t, d.Path("kstat/start")); v != 0 {
+		t.Fatalf("start %d at launch without --kstat-start", v)
+	}
+	if v := kstatRead(t, d.Path("kstat/counter")); v != 10 {
+		t.Fatalf("counter %d at launch, want 10", v)
+	}
+	if l := kstatLinksOf(t, id); len(l) != 0 {
+		t.Fatalf("not started, yet links %v run the program", l)
+	}
+	if err := nettest.SendTCP(ns, kstatAddrs, kstatTraffic); err != nil {
+		t.Fatal(err)
+	}
+	nft0, got := kstatQuiet(t, ns, d)
+	if nft0.TCPPackets() == 0 || got["nout"] != 0 || got["ipv4/tcp_packets"] != 0 {
+		t.Fatalf("before start: nftables %d TCP packets, kstat %v", nft0.TCPPackets(), got)
+	}
+
+	// counter=1: every count equals nftables' (the counters were not
+	// zero at start: compare the growth).
+	kstatMustWrite(t, d.Path("kstat/counter"), "1")
+	kstatMustWrite(t, d.Path("kstat/start"), "1")
+	if l := kstatLinksOf(t, id); len(l) != 2 {
+		t.Fatalf("started: %d links run the program, want 2", len(l))
+	}
+	if err := nettest.SendTCP(ns, kstatAddrs, kstatTraffic); err != nil {
+		t.Fatal(err)
+	}
+	if err := nettest.SendUDP(ns, kstatAddrs, 11, 300); err != nil {
+		t.Fatal(err)
+	}
+	nft1, got := kstatQuiet(t, ns, d)
+	for name, c := range nft1 {
+		fam, proto, _ := strings.Cut(name, "_")
+		key := fam + "/" + proto
+		if p, b := got[key+"_packets"], got[key+"_bytes"]; p != c.Packets-nft0[name].Packets || b != c.Bytes-nft0[name].Bytes {
+			t.Errorf("%s: kstat %d packets %d bytes, nftables %d packets %d bytes since start",
+				key, p, b, c.Packets-nft0[name].Packets, c.Bytes-nft0[name].Bytes)
+		}
+	}
+	tcp1 := nft1.TCPPackets() - nft0.TCPPackets()
+	if got["nout"] != tcp1 || tcp1 < 2*4*6*2 {
+		t.Errorf("counter=1: nout %d, nftables %d TCP packets since start", got["nout"], tcp1)
+	}
+	if nft1["ipv4_udp"].Packets-nft0["ipv4_udp"].Packets != 11 {
+		t.Errorf("nftables saw %d IPv4 UDP packets, want the 11 sent", nft1["ipv4_udp"].Packets-nft0["ipv4_udp"].Packets)
+	}
+
+	// counter=10 after a clear: nout is nftables' growth rounded down.
+	kstatMustWrite(t, d.Path("kstat/counter"), "10")
+	kstatMustWrite(t, d.Path("kstat/nout"), "0")
+	if v := kstatRead(t, d.Path("kstat/nout")); v != 0 {
+		t.Fatalf("nout %d after clearing", v)
+	}
+	if err := nettest.SendTCP(ns, kstatAddrs, kstatTraffic); err != nil {
+		t.Fatal(err)
+	}
+	nft2, got := kstatQuiet(t, ns, d)
+	tcp2 := nft2.TCPPackets() - nft1.TCPPackets()
+	if want := tcp2 - tcp2%10; got["nout"] != want {
+		t.Errorf("counter=10: nout %d, want nftables' %d rounded down to %d", got["nout"], tcp2, want)
+	}
+
+	// Bad input: EINVAL, old value kept; read-only counts: EACCES.
+	for file, bad := range map[string][]string{
+		"kstat/counter": {"0", "-1", "abc", "4294967297", "1.5", "1e3"},
+		"kstat/start":   {"2", "-1", "yes", "10"},
+		"kstat/nout":    {"5", "-1", "x"},
+	} {
+		old := kstatRead(t, d.Path(file))
+		for _, text := range bad {
+			if err := kstatWrite(d.Path(file), text); !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("writing %q to %s: %v, want EINVAL", text, file, err)
+			}
+		}
+		if v := kstatRead(t, d.Path(file)); v != old {
+			t.Errorf("%s is %d after rejected writes, was %d", file, v, old)
+		}
+	}
+	kstatMustWrite(t, d.Path("kstat/counter"), "4294967296")
+	kstatMustWrite(t, d.Path("kstat/counter"), "10")
+	for _, file := range []string{"kstat/ipv4/tcp_packets", "kstat/ipv6/udp_bytes"} {
+		if err := kstatWrite(d.Path(file), "0"); !errors.Is(err, syscall.EACCES) {
+			t.Errorf("writing 0 to read-only %s: %v, want EACCES", file, err)
+		}
+	}
+
+	// Stop detaches and stops counting; a restart keeps the total.
+	kstatMustWrite(t, d.Path("kstat/start"), "0")
+	if l := kstatLinksOf(t, id); len(l) != 0 {
+		t.Fatalf("stopped, yet links %v run the program", l)
+	}
+	if err := nettest.SendTCP(ns, kstatAddrs, kstatTraffic); err != nil {
+		t.Fatal(err)
+	}
+	nft3, stopped := kstatQuiet(t, ns, d)
+	if stopped["nout"] != got["nout"] || stopped["ipv4/tcp_packets"] != got["ipv4/tcp_packets"] {
+		t.Errorf("stopped, yet counted: %v -> %v", got, stopped)
+	}
+	kstatMustWrite(t, d.Path("kstat/start"), "1")
+	if err := nettest.SendTCP(ns, kstatAddrs, kstatTraffic); err != nil {
+		t.Fatal(err)
+	}
+	nft4, again := kstatQuiet(t, ns, d)
+	counted := tcp2 + nft4.TCPPackets() - nft3.TCPPackets()
+	if want := counted - counted%10; again["nout"] != want {
+		t.Errorf("restarted: nout %d, want %d (kept) + new, rounded down to %d", again["nout"], got["nout"], want)
+	}
+
+	// kstat tcp reads the same mount.
+	out, stderr, err := runKstat(t, "tcp", "--mount", d.Mount)
+	if err != nil {
+		t.Fatalf("kstat tcp: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, fmt.Sprintf("nout     %d packets", again["nout"])) ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^ipv4 +tcp +%d +%d$`, again["ipv4/tcp_packets"], again["ipv4/tcp_bytes"])).MatchString(out) {
+		t.Errorf("kstat tcp printed\n%s\nwant nout %d and the IPv4 TCP counts %d/%d",
+			out, again["nout"], again["ipv4/tcp_packets"], again["ipv4/tcp_bytes"])
+	}
+	out, stderr, err = runKstat(t, "tcp", "--mount", d.Mount, "--watch", "--interval", "200ms", "--duration", "1100ms")
+	if err != nil {
+		t.Fatalf("kstat tcp --watch: %v\n%s", err, stderr)
+	}
+	lines := regexp.MustCompile(fmt.Sprintf(`(?m)^\d\d:\d\d:\d\d +%d +%d +0\.0$`, again["nout"], again["ipv4/tcp_packets"]+again["ipv6/tcp_packets"])).FindAllString(out, -1)
+	if len(lines) < 3 {
+		t.Errorf("kstat tcp --watch printed\n%s\nwant at least 3 lines of nout %d with a rate of 0", out, again["nout"])
+	}
+}
+
+// TestKstatTCPStandalone runs "kstat tcp" without a daemon: it loads its
+// own program in the namespace and counts for --duration.
+func TestKstatTCPStandalone(t *testing.T) {
+	ns := kstatNS(t)
+	bin := kstatBinary(t)
+	cmd := exec.Command(bin, "tcp", "--mount", filepath.Join(t.TempDir(), "none"), "--netns", ns.Path,
+		"--duration", "4s", "--counter", "1")
+	var out, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Wait until it holds its two links.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if _, links := kstatFDs(t, cmd.Process.Pid); len(links) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kstat tcp did not attach within 3s: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := nettest.ReadCounters(t, ns)
+	if err := nettest.SendTCP(ns, kstatAddrs, kstatTraffic); err != nil {
+		t.Fatal(err)
+	}
+	after := nettest.Quiet(t, ns, func() {})
+	if err := <-done; err != nil {
+		t.Fatalf("kstat tcp: %v\n%s", err, stderr.String())
+	}
+	tcp := after.TCPPackets() - before.TCPPackets()
+	v4 := after["ipv4_tcp"].Packets - before["ipv4_tcp"].Packets
+	if !strings.Contains(out.String(), fmt.Sprintf("nout     %d packets", tcp)) ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^ipv4 +tcp +%d `, v4)).MatchString(out.String()) {
+		t.Errorf("kstat tcp printed\n%s\nwant nout %d and %d IPv4 TCP packets (nftables)", out.String(), tcp, v4)
+	}
+}
+
+// TestKstatNoLeftovers checks that however the daemon ends (SIGTERM,
+// SIGINT, SIGKILL), its netfilter program and links leave the kernel.
+func TestKstatNoLeftovers(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ns := kstatNS(t)
+			d := startDaemon(t, "--netns", ns.Path, "--kstat-start")
+			waitForFile(t, d.Path("kstat/nout"), 10*time.Second, d.done)
+			id := kstatDaemonProg(t, d)
+			_, links := kstatFDs(t, d.cmd.Process.Pid)
+			if len(links) != 2 || len(kstatLinksOf(t, id)) != 2 {
+				t.Fatalf("--kstat-start: the daemon holds links %v, the kernel has %v for program %d; want 2",
+					links, kstatLinksOf(t, id), id)
+			}
+			d.Signal(t, sig)
+			_ = d.Wait(t, 15*time.Second)
+			// The kernel frees a program and its links once the last
+			// fd is gone; that can lag the exit by an RCU grace period.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var left []string
+				if p, err := ebpf.NewProgramFromID(id); err == nil {
+					p.Close()
+					left = append(left, fmt.Sprintf("program %d", id))
+				}
+				for _, l := range links {
+					if ln, err := link.NewFromID(l); err == nil {
+						ln.Close()
+						left = append(left, fmt.Sprintf("link %d", l))
+					}
+				}
+				if len(left) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after %v: %v still in the kernel", sig, left)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
