@@ -55,7 +55,7 @@ func realisticTree(b *testing.B) *statsfs.Source {
 
 // BenchmarkCollect is one scrape's Collect alone.
 func BenchmarkCollect(b *testing.B) {
-	c := New(realisticTree(b), Options{})
+	c := New(realisticTree(b), Options{MaxPids: DefaultMaxPids})
 	ch := make(chan prometheus.Metric, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -70,7 +70,7 @@ func BenchmarkCollect(b *testing.B) {
 // without the Go and process collectors.
 func BenchmarkGather(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(realisticTree(b), Options{}))
+	reg.MustRegister(New(realisticTree(b), Options{MaxPids: DefaultMaxPids}))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := reg.Gather(); err != nil {

@@ -114,7 +114,7 @@ func TestLabelConsistency(t *testing.T) {
 	outer := statsfs.NewInstance("pid", "10")
 	fam.AddSubordinate(outer)
 	add(t, outer, statsfs.NewInstance("pid", "11"), oneTable, 3)
-	c := New(root, Options{})
+	c := New(root, Options{MaxPids: DefaultMaxPids})
 	want := `
 # HELP kstat_fam_x_bytes_total X.
 # TYPE kstat_fam_x_bytes_total counter

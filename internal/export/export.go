@@ -37,8 +37,9 @@ type Options struct {
 	// Collectors give kstat_scrape_collector_duration_seconds and
 	// kstat_scrape_collector_success; nil: none.
 	Collectors *collector.Registry
-	// MaxPids is how many pids keep their series (the rest are dropped
-	// and counted); 0 means DefaultMaxPids, a negative value no limit.
+	// MaxPids is how many pids keep their series, the most active first
+	// (the rest are dropped and counted); 0 keeps none, a negative value
+	// all of them.
 	MaxPids int
 	// PidLabel is the instance label the budget applies to; "pid" when
 	// empty.
@@ -124,9 +125,6 @@ type pidScore struct {
 func New(root *statsfs.Source, opts Options) *Collector {
 	if opts.Namespace == "" {
 		opts.Namespace = "kstat"
-	}
-	if opts.MaxPids == 0 {
-		opts.MaxPids = DefaultMaxPids
 	}
 	if opts.PidLabel == "" {
 		opts.PidLabel = "pid"

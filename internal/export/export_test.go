@@ -87,7 +87,7 @@ func tree(t testing.TB, pids ...uint64) (*statsfs.Source, map[string]*statsfs.Co
 
 func TestMapping(t *testing.T) {
 	root, _ := tree(t, 7)
-	c := New(root, Options{})
+	c := New(root, Options{MaxPids: DefaultMaxPids})
 	want := `
 # HELP kstat_memory_total_bytes Usable RAM.
 # TYPE kstat_memory_total_bytes gauge
@@ -223,6 +223,14 @@ func TestPidBudget(t *testing.T) {
 	mfs = gather(t, c)
 	if got := pidsOf(mfs["kstat_tracer_kmalloc_calls_total"]); got != "1,300,2000" {
 		t.Errorf("kept pids %s after pid 1 got busy, want 1,300,2000", got)
+	}
+	// No pids at all.
+	mfs = gather(t, New(root, Options{}))
+	if mf := mfs["kstat_tracer_kmalloc_calls_total"]; mf != nil {
+		t.Errorf("MaxPids 0 exported %v", mf)
+	}
+	if v := mfs["kstat_exporter_pids_dropped"].Metric[0].Gauge.GetValue(); v != 5 {
+		t.Errorf("MaxPids 0: pids dropped = %v, want 5", v)
 	}
 	// No limit.
 	mfs = gather(t, New(root, Options{MaxPids: -1}))
