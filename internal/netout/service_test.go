@@ -218,3 +218,23 @@ func TestCapabilities(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestErrorsNameTheKernelFeature checks the messages for a kernel without
+// netfilter BPF programs or links, which this machine cannot produce.
+func TestErrorsNameTheKernelFeature(t *testing.T) {
+	for _, err := range []error{
+		attachError(link.NetfilterProtoIPv4, unix.EOPNOTSUPP),
+		attachError(link.NetfilterProtoIPv6, unix.EINVAL),
+		loadError(ebpf.ErrNotSupported),
+	} {
+		if !strings.Contains(err.Error(), "6.4") || !strings.Contains(err.Error(), "kernel") {
+			t.Errorf("%q does not name the kernel feature and version", err)
+		}
+	}
+	if err := attachError(link.NetfilterProtoIPv4, unix.EPERM); !strings.Contains(err.Error(), "CAP_NET_ADMIN") {
+		t.Errorf("%q does not name CAP_NET_ADMIN", err)
+	}
+	if err := loadError(unix.EPERM); !strings.Contains(err.Error(), "CAP_PERFMON") {
+		t.Errorf("%q does not name the capabilities", err)
+	}
+}
