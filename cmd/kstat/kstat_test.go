@@ -143,6 +143,7 @@ func kstatQuiet(t *testing.T, ns *testutil.NetNS, d *testDaemon) (nettest.NFT, m
 	t.Helper()
 	got := map[string]uint64{}
 	nft := nettest.Quiet(t, ns, func() {
+		got["outsegs"] = nettest.OutSegs(t, ns)
 		got["nout"] = kstatRead(t, d.Path("kstat/nout"))
 		for _, fam := range []string{"ipv4", "ipv6"} {
 			for _, p := range []string{"tcp", "udp", "other"} {
@@ -178,6 +179,7 @@ func TestKstatDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	nft0, got := kstatQuiet(t, ns, d)
+	outSegs0 := got["outsegs"]
 	if nft0.TCPPackets() == 0 || got["nout"] != 0 || got["ipv4/tcp_packets"] != 0 {
 		t.Fatalf("before start: nftables %d TCP packets, kstat %v", nft0.TCPPackets(), got)
 	}
@@ -207,6 +209,11 @@ func TestKstatDaemon(t *testing.T) {
 	tcp1 := nft1.TCPPackets() - nft0.TCPPackets()
 	if got["nout"] != tcp1 || tcp1 < 2*4*6*2 {
 		t.Errorf("counter=1: nout %d, nftables %d TCP packets since start", got["nout"], tcp1)
+	}
+	// Small TCP_NODELAY writes: one segment per packet, so the kernel's
+	// Tcp OutSegs grows as nout (GSO would make one packet many segments).
+	if d := got["outsegs"] - outSegs0; d != got["nout"] {
+		t.Errorf("counter=1: Tcp OutSegs grew by %d, nout is %d", d, got["nout"])
 	}
 	if nft1["ipv4_udp"].Packets-nft0["ipv4_udp"].Packets != 11 {
 		t.Errorf("nftables saw %d IPv4 UDP packets, want the 11 sent", nft1["ipv4_udp"].Packets-nft0["ipv4_udp"].Packets)

@@ -16,8 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kstat/kstat/internal/testutil"
 )
@@ -282,6 +285,46 @@ func SendUDP(ns *testutil.NetNS, addrs []string, n, size int) error {
 			}
 			tx.Close()
 			rx.Close()
+		}
+		return nil
+	})
+}
+
+// SendUDPHopByHop sends n datagrams over IPv6 loopback in ns, each with a
+// hop-by-hop options extension header (a PadN option) between the IPv6 and
+// the UDP header, and receives them.
+func SendUDPHopByHop(ns *testutil.NetNS, n, size int) error {
+	// Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4.
+	hbh := string([]byte{0, 0, 1, 4, 0, 0, 0, 0})
+	return ns.Do(func() error {
+		rx, err := net.ListenPacket("udp", "[::1]:0")
+		if err != nil {
+			return err
+		}
+		defer rx.Close()
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_HOPOPTS, hbh)
+			})
+			return errors.Join(err, serr)
+		}}
+		tx, err := d.Dial("udp", rx.LocalAddr().String())
+		if err != nil {
+			return fmt.Errorf("UDP socket with IPV6_HOPOPTS: %w", err)
+		}
+		defer tx.Close()
+		buf := make([]byte, size)
+		for i := 0; i < n; i++ {
+			if _, err := tx.Write(buf); err != nil {
+				return err
+			}
+			if err := rx.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				return err
+			}
+			if _, _, err := rx.ReadFrom(buf); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
