@@ -53,17 +53,16 @@ func parseNetdev(data []byte, out []netdevEntry) ([]netdevEntry, error) {
 		if bar {
 			continue
 		}
-		name, rest := NextField(line)
-		if len(name) == 0 {
-			continue
+		if first, _ := NextField(line); len(first) == 0 {
+			continue // a blank line
 		}
 		if colon < 0 {
 			return out, fmt.Errorf("%w: line %d %q: no \"interface:\"", ErrMalformed, lineNo, line)
 		}
 		// The name ends at the colon; a large counter may follow it
 		// without a space.
-		name, _ = NextField(line[:colon])
-		rest = line[colon+1:]
+		name, _ := NextField(line[:colon])
+		rest := line[colon+1:]
 		if len(name) == 0 {
 			return out, fmt.Errorf("%w: line %d %q: empty interface name", ErrMalformed, lineNo, line)
 		}
