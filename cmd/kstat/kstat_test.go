@@ -301,19 +301,27 @@ func TestKstatDaemon(t *testing.T) {
 }
 
 // TestKstatTCPStandalone runs "kstat tcp" without a daemon: it loads its
-// own program in the namespace and counts for --duration.
+// own program in the namespace and counts until interrupted (--duration 0).
 func TestKstatTCPStandalone(t *testing.T) {
 	ns := kstatNS(t)
 	bin := kstatBinary(t)
 	cmd := exec.Command(bin, "tcp", "--mount", filepath.Join(t.TempDir(), "none"), "--netns", ns.Path,
-		"--duration", "4s", "--counter", "1")
+		"--duration", "0", "--counter", "1")
 	var out, stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	var werr error
+	go func() {
+		werr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // when the test failed before its SIGINT
+		<-done
+	})
 	// Wait until it holds its two links.
 	deadline := time.Now().Add(3 * time.Second)
 	for {
@@ -330,8 +338,12 @@ func TestKstatTCPStandalone(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := nettest.Quiet(t, ns, func() {})
-	if err := <-done; err != nil {
-		t.Fatalf("kstat tcp: %v\n%s", err, stderr.String())
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if werr != nil {
+		t.Fatalf("kstat tcp: %v\n%s", werr, stderr.String())
 	}
 	tcp := after.TCPPackets() - before.TCPPackets()
 	v4 := after["ipv4_tcp"].Packets - before["ipv4_tcp"].Packets

@@ -44,8 +44,9 @@ netfilter BPF program at the LOCAL_OUT hooks.
 
 When a daemon ("kstat serve") has its statistics mounted at --mount, tcp
 reads them there. Otherwise it loads the program itself, counts for
---duration (in the network namespace --netns, if given) and prints the
-result; this needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN.
+--duration (0: until SIGINT or SIGTERM) in the network namespace --netns, if
+given, prints the result and detaches; this needs root, or CAP_BPF,
+CAP_PERFMON and CAP_NET_ADMIN.
 
 --watch prints a line every --interval with nout, the TCP packets counted and
 their rate in packets per second, for --duration (0: until interrupted).`,
@@ -69,7 +70,7 @@ their rate in packets per second, for --duration (0: until interrupted).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.mount, "mount", "/run/kstat", "where a running daemon has mounted its statistics")
-	fl.DurationVar(&opts.duration, "duration", 5*time.Second, "how long to count without a daemon, or to --watch (0 with --watch: until interrupted)")
+	fl.DurationVar(&opts.duration, "duration", 5*time.Second, "how long to count without a daemon, or to --watch (0: until interrupted)")
 	fl.DurationVar(&opts.interval, "interval", time.Second, "time between --watch lines")
 	fl.BoolVar(&opts.watch, "watch", false, "follow the counts live with a packets-per-second rate")
 	fl.StringVar(&opts.netns, "netns", "", "without a daemon: count in this network namespace (/run/netns/NAME or /proc/PID/ns/net)")
