@@ -30,7 +30,8 @@ func startBufstat(_ context.Context, d *daemon) error {
 			switch text {
 			case "debug":
 				d.level.Set(slog.LevelDebug)
-				d.log.Info("debug logging on", "by", "bufstat")
+				// Logged at debug level: it shows only if the switch worked.
+				d.log.Debug("debug logging on", "by", "bufstat")
 			case "nodebug":
 				d.level.Set(slog.LevelInfo)
 				d.log.Info("debug logging off", "by", "bufstat")
