@@ -131,6 +131,7 @@ type Lines struct {
 	mu     sync.Mutex
 	lines  map[string]*lineSource
 	events *eventFeed
+	covers func(line string) bool // which lines events counts
 }
 
 type lineSource struct {
@@ -232,7 +233,7 @@ func (l *Lines) addLine(name string) *lineSource {
 		})
 		_ = ls.src.AddValues(irqInfo, statsfs.RecordFunc(func(int) uint64 { return 1 }), 0)
 	}
-	if l.events != nil {
+	if l.events != nil && l.covers(name) {
 		l.addEvent(ls)
 	}
 	l.lines[name] = ls
@@ -247,12 +248,12 @@ func (l *Lines) addEvent(ls *lineSource) {
 	_ = ls.src.AddValues(eventTable, l.events.Record(ls.event), 0)
 }
 
-// AddEventCounts puts an eBPF count beside every line's /proc count, as
-// the value bpf_entries, with a sum in the parent. read returns the
-// counts by line name; it runs at most once per MaxAge, as a collector
-// called name (its Refresher is returned for the registry). It may be
-// called once.
-func (l *Lines) AddEventCounts(name string, read func() (map[string]uint64, error)) (*Refresher, error) {
+// AddEventCounts puts an eBPF count beside the /proc count of every line
+// covers accepts (now and as lines appear), as the value bpf_entries, with
+// a sum in the parent. read returns the counts by line name; it runs at
+// most once per MaxAge, as a collector called name (its Refresher is
+// returned for the registry). It may be called once.
+func (l *Lines) AddEventCounts(name string, covers func(line string) bool, read func() (map[string]uint64, error)) (*Refresher, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.events != nil {
@@ -268,16 +269,20 @@ func (l *Lines) AddEventCounts(name string, read func() (map[string]uint64, erro
 		defer l.mu.Unlock()
 		f.last = counts
 		for line, ls := range l.lines {
-			ls.event.Store(0, counts[line])
+			if ls.event != nil {
+				ls.event.Store(0, counts[line])
+			}
 		}
 		return nil
 	})
-	l.events = f
+	l.events, l.covers = f, covers
 	if err := l.parent.AddValues(eventTable, nil, 0); err != nil {
 		return nil, err
 	}
-	for _, ls := range l.lines {
-		l.addEvent(ls)
+	for name, ls := range l.lines {
+		if covers(name) {
+			l.addEvent(ls)
+		}
 	}
 	return f.Refresher, nil
 }

@@ -106,7 +106,8 @@ func TestLinesAppearAndGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := map[string]uint64{"1": 7, "99": 9}
-	if _, err := l.AddEventCounts("irqcount", func() (map[string]uint64, error) { return events, nil }); err != nil {
+	numbered := func(line string) bool { _, err := strconv.Atoi(line); return err == nil }
+	if _, err := l.AddEventCounts("irqcount", numbered, func() (map[string]uint64, error) { return events, nil }); err != nil {
 		t.Fatal(err)
 	}
 	names := func() string {
@@ -118,6 +119,9 @@ func TestLinesAppearAndGo(t *testing.T) {
 	}
 	if got := names(); got != "1 LOC" {
 		t.Fatalf("lines %q", got)
+	}
+	if _, err := irq.Find("LOC").GetByName("bpf_entries"); err == nil {
+		t.Error("LOC, which the events do not cover, has bpf_entries")
 	}
 	write("  CPU0 CPU1\n 1: 5 2 chip a\n 99: 1 1 chip b\n")
 	time.Sleep(2 * MaxAge)

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kstat/kstat/internal/collector"
+	"github.com/kstat/kstat/internal/irqcount"
+	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/telemetry"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// telemetryOptions are the flags of the telemetry feature of "kstat serve".
+type telemetryOptions struct {
+	ring     int    // snapshots kept
+	interval string // first log_interval
+	logJSON  string // JSON-lines log file; "" for none
+	maxSize  int64  // rotate the log past this many bytes
+	keep     int    // rotated logs kept
+}
+
+// The most snapshots --telemetry-ring accepts.
+const maxTelemetryRing = 100000
+
+var telemetryOpts telemetryOptions
+
+func init() {
+	features = append(features, feature{
+		name: "telemetry",
+		flags: func(fs *pflag.FlagSet) {
+			fs.IntVar(&telemetryOpts.ring, "telemetry-ring", 10,
+				fmt.Sprintf("how many telemetry snapshots telemetry/snapshots and /api/v1/snapshots keep (1 to %d)", maxTelemetryRing))
+			fs.StringVar(&telemetryOpts.interval, "telemetry-interval", "5s",
+				"first telemetry/log_interval: time between snapshots, like 5s or 250ms or whole seconds (100ms to 24h)")
+			fs.StringVar(&telemetryOpts.logJSON, "log-json", "",
+				"append every telemetry snapshot to this file as one JSON object per line (empty: no log)")
+			fs.Int64Var(&telemetryOpts.maxSize, "log-json-max-size", 10<<20,
+				"rotate the JSON log before it would pass this many bytes (0: never)")
+			fs.IntVar(&telemetryOpts.keep, "log-json-keep", 3,
+				"how many rotated JSON logs to keep, FILE.1 (newest) to FILE.N (0: drop a full log)")
+		},
+		start: func(ctx context.Context, d *daemon) error { return startTelemetry(ctx, d, telemetryOpts) },
+	})
+}
+
+// startTelemetry adds system/, irq/ and softirq/ with the eBPF IRQ counts,
+// the telemetry/ knobs and ring, GET /api/v1/snapshots, and the JSON log.
+func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error {
+	if opts.ring < 1 || opts.ring > maxTelemetryRing {
+		return fmt.Errorf("--telemetry-ring %d: want 1 to %d snapshots", opts.ring, maxTelemetryRing)
+	}
+	if opts.maxSize < 0 || opts.keep < 0 {
+		return fmt.Errorf("--log-json-max-size and --log-json-keep must not be negative")
+	}
+	sampler := telemetry.NewSampler(d.root, telemetry.NewRing(opts.ring), telemetry.MinInterval)
+	interval := sampler.IntervalKnob()
+	if err := interval.Set(opts.interval); err != nil {
+		return fmt.Errorf("--telemetry-interval: %w", err)
+	}
+
+	srcs, err := telemetry.AddSources(d.root, d.paths, d.collectors)
+	if err != nil {
+		d.log.Error("telemetry collectors failed; their values stay 0 until a read works", "err", err)
+	}
+	attachIRQCounts(ctx, d, srcs)
+
+	tsrc := collector.Child(d.root, "telemetry")
+	for _, k := range []*knob.Knob{sampler.EnableKnob(), interval} {
+		if err := d.knobs.Add("telemetry/"+k.Name, tsrc, k); err != nil {
+			return err
+		}
+	}
+	ring := sampler.Ring()
+	if err := tsrc.AddControl(&statsfs.Control{
+		Name: "snapshots",
+		Help: "The telemetry ring: the last --telemetry-ring snapshots, oldest first, one block each",
+		Read: ring.Text,
+	}); err != nil {
+		return err
+	}
+	d.mux.HandleFunc("GET /api/v1/snapshots", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		snaps := ring.Snapshots()
+		if snaps == nil {
+			snaps = []telemetry.Snapshot{}
+		}
+		if err := json.NewEncoder(w).Encode(snaps); err != nil {
+			d.log.Debug("writing /api/v1/snapshots", "err", err)
+		}
+	})
+
+	var jlog *telemetry.JSONLog
+	if opts.logJSON != "" {
+		jlog, err = telemetry.OpenJSONLog(telemetry.LogOptions{Path: opts.logJSON, MaxSize: opts.maxSize, Keep: opts.keep})
+		if err != nil {
+			d.log.Error("no JSON log; telemetry and the daemon go on without it", "path", opts.logJSON, "err", err)
+		} else {
+			sampler.OnSnapshot(logWriter(d, jlog))
+		}
+	}
+	d.Go(func() {
+		sampler.Run(ctx)
+		if jlog != nil {
+			if err := jlog.Close(); err != nil {
+				d.log.Warn("closing the JSON log", "err", err)
+			}
+		}
+	})
+	d.log.Info("telemetry sampling", "interval", sampler.Interval(), "ring", opts.ring, "log_json", opts.logJSON)
+	return nil
+}
+
+// logWriter returns a sink that appends snapshots to l, logging the first
+// error of a run of failures and the recovery.
+func logWriter(d *daemon, l *telemetry.JSONLog) func(telemetry.Snapshot) {
+	var mu sync.Mutex
+	failing := false
+	return func(s telemetry.Snapshot) {
+		err := l.Write(s)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil && !failing:
+			d.log.Error("writing the JSON log failed; later failures are not logged until it works again", "err", err)
+		case err == nil && failing:
+			d.log.Info("writing the JSON log works again")
+		}
+		failing = err != nil
+	}
+}
+
+// attachIRQCounts loads the eBPF IRQ and softirq counters and puts their
+// counts beside the /proc ones. Without them the /proc values still work.
+func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
+	if srcs.Interrupts == nil && srcs.Softirqs == nil {
+		return
+	}
+	c, err := irqcount.Load()
+	if err != nil {
+		d.log.Error("no eBPF IRQ counts (irq/*/bpf_entries, softirq/*/bpf_entries); the /proc counts still work", "err", err)
+		return
+	}
+	for _, f := range []struct {
+		lines  *collector.Lines
+		name   string
+		covers func(string) bool
+		read   func() (map[string]uint64, error)
+	}{
+		{srcs.Interrupts, "irqcount", numberedIRQ, c.IRQCounts},
+		{srcs.Softirqs, "softirqcount", func(string) bool { return true }, c.SoftirqCounts},
+	} {
+		if f.lines == nil {
+			continue
+		}
+		r, err := f.lines.AddEventCounts(f.name, f.covers, f.read)
+		if err != nil {
+			d.log.Error("eBPF IRQ counts not added", "collector", f.name, "err", err)
+			continue
+		}
+		d.collectors.Add(r)
+	}
+	d.Go(func() {
+		<-ctx.Done()
+		if err := c.Close(); err != nil {
+			d.log.Warn("detaching the eBPF IRQ counters", "err", err)
+		}
+	})
+	d.log.Info("eBPF IRQ counters attached", "programs", "tp_btf/irq_handler_entry, tp_btf/softirq_entry")
+}
+
+// numberedIRQ reports whether a /proc/interrupts line is an IRQ number,
+// which irq_handler_entry reports; LOC, NMI and the other architecture
+// lines do not go through it.
+func numberedIRQ(line string) bool {
+	_, err := strconv.ParseUint(line, 10, 32)
+	return err == nil
+}
