@@ -198,7 +198,7 @@ func TestHTTPMetricsMatchProc(t *testing.T) {
 		if v := mustSeries(t, mfs, "kstat_net_dev_rx_bytes_total", "device=lo"); uint64(v) < rxBefore || uint64(v) > rxAfter {
 			t.Errorf("lo rx bytes %v outside /proc/net/dev's [%d, %d] read around the scrape", v, rxBefore, rxAfter)
 		}
-		if v, ok := series(mfs, "kstat_stat_context_switches_total"); ok && (uint64(v) < ctxtBefore || uint64(v) > ctxtAfter) {
+		if v := mustSeries(t, mfs, "kstat_system_context_switches_total"); uint64(v) < ctxtBefore || uint64(v) > ctxtAfter {
 			t.Errorf("context switches %v outside /proc/stat ctxt [%d, %d]", v, ctxtBefore, ctxtAfter)
 		}
 		for _, name := range []string{"kstat_build_info", "kstat_scrape_collector_success", "kstat_scrape_collector_duration_seconds", "go_goroutines", "process_resident_memory_bytes"} {
