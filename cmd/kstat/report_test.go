@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kstat/kstat/internal/bufstat"
+	"github.com/kstat/kstat/internal/testutil"
 )
 
 // The golden files of testdata/bufstat/* are written by the tests of
@@ -287,5 +288,44 @@ func TestReportBadWatch(t *testing.T) {
 	_, stderr, err := runKstat(t, "report", "--watch", "1ms")
 	if err == nil || !strings.Contains(stderr, "at least 10ms") {
 		t.Fatalf("--watch 1ms: %v, %q", err, stderr)
+	}
+}
+
+// TestReportAsOrdinaryUser runs the binary as nobody: every section but the
+// slab caches (/proc/slabinfo is root's) prints, with the reason for those.
+func TestReportAsOrdinaryUser(t *testing.T) {
+	testutil.RequireRoot(t) // to switch to another user
+	dir, err := os.MkdirTemp("", "kstat-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "kstat")
+	b, err := os.ReadFile(kstatBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "report")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kstat report as nobody: %v\n%s", err, out)
+	}
+	text := string(out)
+	if want := "Slab caches: section unavailable: open /proc/slabinfo: permission denied\n"; !strings.Contains(text, want) {
+		t.Errorf("no %q in\n%s", want, text)
+	}
+	if n := strings.Count(text, "unavailable"); n != 1 {
+		t.Errorf("%d sections unavailable as nobody, want only the slab caches:\n%s", n, text)
+	}
+	if !strings.Contains(text, "Total memory: ") || !strings.Contains(text, "  lo: rx_buffers=") {
+		t.Errorf("sections missing:\n%s", text)
 	}
 }

@@ -23,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite the golden report.txt and repor
 var fixedClock = time.UnixMilli(1716294825123)
 
 // fixtureTree attaches the four bufstat collectors over testdata/bufstat/<c>.
-func fixtureTree(t *testing.T, c string) (*statsfs.Source, *collector.Registry) {
+func fixtureTree(t testing.TB, c string) (*statsfs.Source, *collector.Registry) {
 	t.Helper()
 	// Relative paths, so that the errors in the golden files do not
 	// depend on where the module is checked out.
@@ -225,5 +225,16 @@ func TestJSONIsTheSameData(t *testing.T) {
 	}
 	if back.Text() != rep.Text() {
 		t.Errorf("the JSON does not carry the report's data:\n%s\n---\n%s", back.Text(), rep.Text())
+	}
+}
+
+// BenchmarkBuildText is one report (Build and Text) over the real
+// fixture's tree; the collectors reread their files only when their cache
+// (50 ms, 2 s for slabinfo) has expired, so this is mostly the view.
+func BenchmarkBuildText(b *testing.B) {
+	root, reg := fixtureTree(b, "real")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = bufstat.Build(root, reg, fixedClock).Text()
 	}
 }
