@@ -66,8 +66,8 @@ func kstatMustWrite(t *testing.T, path, text string) {
 	}
 }
 
-// kstatFDs lists the netfilter BPF programs and the links that process pid
-// holds, from /proc/PID/fdinfo.
+// kstatFDs lists the netfilter BPF programs and netfilter links that
+// process pid holds, from /proc/PID/fdinfo.
 func kstatFDs(t *testing.T, pid int) (progs []ebpf.ProgramID, links []link.ID) {
 	t.Helper()
 	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
@@ -93,18 +93,23 @@ func kstatFDs(t *testing.T, pid int) (progs []ebpf.ProgramID, links []link.ID) {
 			}
 		}
 		f.Close()
+		if progID == 0 {
+			continue
+		}
+		// A link's fdinfo names its program too: keep only netfilter ones
+		// (other daemon features hold tracing programs and links).
+		p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID))
+		if err != nil {
+			continue
+		}
+		netfilter := p.Type() == ebpf.Netfilter
+		p.Close()
 		switch {
+		case !netfilter:
 		case linkID != 0:
 			links = append(links, link.ID(linkID))
-		case progID != 0:
-			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID))
-			if err != nil {
-				continue
-			}
-			if p.Type() == ebpf.Netfilter {
-				progs = append(progs, ebpf.ProgramID(progID))
-			}
-			p.Close()
+		default:
+			progs = append(progs, ebpf.ProgramID(progID))
 		}
 	}
 	return progs, links
