@@ -400,3 +400,44 @@ func TestKstatNoLeftovers(t *testing.T) {
 		})
 	}
 }
+
+// TestKstatWithoutCapability starts the daemon without CAP_NET_ADMIN: the
+// KSTAT feature must say what is missing, and the rest of the daemon must
+// run (the mount serves self/).
+func TestKstatWithoutCapability(t *testing.T) {
+	testutil.RequireFUSE(t)
+	testutil.RequireCommand(t, "setpriv")
+	mount := filepath.Join(t.TempDir(), "mnt")
+	cmd := exec.Command("setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin", "--",
+		kstatBinary(t), "serve", "--mount", mount, "--kstat-start", "--listen", "127.0.0.1:0")
+	var stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kstat serve stderr:\n%s", stderr.String())
+		}
+	})
+	waitForFile(t, filepath.Join(mount, "self", "uptime_seconds"), 30*time.Second, done)
+	if _, err := os.Stat(filepath.Join(mount, "kstat", "nout")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("kstat/nout without CAP_NET_ADMIN: %v, want no such file", err)
+	}
+	if log := stderr.String(); !strings.Contains(log, "CAP_NET_ADMIN") || !strings.Contains(log, "feature=kstat") {
+		t.Errorf("the daemon's log does not say that kstat lacks CAP_NET_ADMIN:\n%s", log)
+	}
+}
