@@ -88,12 +88,20 @@ func (h *harness) stopMainDaemon() {
 		}
 	}
 	h.daemon.stop()
+	// The kernel frees a program shortly after its last reference goes.
 	var left []ebpf.ProgramID
-	for _, id := range seen {
-		if p, err := ebpf.NewProgramFromID(id); err == nil {
-			p.Close()
-			left = append(left, id)
+	for try := 0; try < 20; try++ {
+		left = left[:0]
+		for _, id := range seen {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				left = append(left, id)
+			}
 		}
+		if len(left) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if len(left) > 0 {
 		h.notef("after SIGTERM of the daemon, BPF programs %v it held are still loaded", left)

@@ -24,6 +24,10 @@ import (
 // collectors have in common.
 var floorFiles = []string{"/proc/meminfo", "/proc/net/dev", "/proc/net/sockstat", "/proc/interrupts", "/proc/stat"}
 
+// kstatFiles are the files kstat's scrape reads beyond floorFiles (its
+// bufstat and telemetry collectors); a second floor, for context.
+var kstatFiles = []string{"/proc/net/sockstat6", "/proc/slabinfo", "/proc/softirqs", "/proc/loadavg", "/proc/uptime"}
+
 // neCollectors are the node_exporter collectors matching kstat's.
 var neCollectors = []string{"meminfo", "netdev", "sockstat", "interrupts", "stat"}
 
@@ -97,34 +101,39 @@ func (e *exporter) allocPerScrape() float64 {
 	return (e.allocs[len(e.allocs)-1] - e.allocs[0]) / float64(len(e.allocs)-1)
 }
 
-// floorPaths are floorFiles as C strings, made once so the floor loop
-// allocates nothing.
-var floorPaths = func() []*byte {
-	var ps []*byte
-	for _, f := range floorFiles {
-		p, err := syscall.BytePtrFromString(f)
+// fileSet is a list of files with their names as C strings, made once so
+// that reading them allocates nothing.
+type fileSet struct {
+	names []string
+	ptrs  []*byte
+}
+
+func newFileSet(names ...string) fileSet {
+	fs := fileSet{names: names}
+	for _, n := range names {
+		p, err := syscall.BytePtrFromString(n)
 		if err != nil {
 			panic(err)
 		}
-		ps = append(ps, p)
+		fs.ptrs = append(fs.ptrs, p)
 	}
-	return ps
-}()
+	return fs
+}
 
-// floorRead reads each floor file with openat(2), read(2) until EOF and
-// close(2) into buf, and nothing else.
-func floorRead(buf []byte) error {
-	for i, p := range floorPaths {
+// read reads each file with openat(2), read(2) until EOF and close(2)
+// into buf, and nothing else.
+func (fs fileSet) read(buf []byte) error {
+	for i, p := range fs.ptrs {
 		fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)),
 			syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0)
 		if errno != 0 {
-			return fmt.Errorf("open %s: %w", floorFiles[i], errno)
+			return fmt.Errorf("open %s: %w", fs.names[i], errno)
 		}
 		for {
 			n, err := syscall.Read(int(fd), buf)
 			if err != nil {
 				syscall.Close(int(fd))
-				return fmt.Errorf("read %s: %w", floorFiles[i], err)
+				return fmt.Errorf("read %s: %w", fs.names[i], err)
 			}
 			if n == 0 {
 				break
@@ -233,7 +242,9 @@ func (h *harness) scrapeCost() error {
 	}
 
 	buf := make([]byte, 256<<10)
-	var floor []time.Duration
+	floorSet := newFileSet(floorFiles...)
+	wideSet := newFileSet(append(append([]string(nil), floorFiles...), kstatFiles...)...)
+	var floor, wide []time.Duration
 	const warm = 10
 	for i := 0; i < warm+h.cfg.scrapes; i++ {
 		round := time.Now()
@@ -247,11 +258,16 @@ func (h *harness) scrapeCost() error {
 			}
 		}
 		start := time.Now()
-		if err := floorRead(buf); err != nil {
+		if err := floorSet.read(buf); err != nil {
+			return err
+		}
+		mid := time.Now()
+		if err := wideSet.read(buf); err != nil {
 			return err
 		}
 		if rec {
-			floor = append(floor, time.Since(start))
+			floor = append(floor, mid.Sub(start))
+			wide = append(wide, time.Since(mid))
 		}
 		time.Sleep(time.Until(round.Add(h.cfg.scrapeGap)))
 	}
@@ -259,7 +275,7 @@ func (h *harness) scrapeCost() error {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	for i := 0; i < 100; i++ {
-		_ = floorRead(buf)
+		_ = floorSet.read(buf)
 	}
 	runtime.ReadMemStats(&m1)
 	floorAlloc := float64(m1.TotalAlloc-m0.TotalAlloc) / 100
@@ -267,6 +283,8 @@ func (h *harness) scrapeCost() error {
 	fm := median(floor)
 	h.measured(sec, fmt.Sprintf("floor: read(2) of %d files, median / p99 (%d rounds)", len(floorFiles), len(floor)),
 		fmt.Sprintf("%s / %s, %.0f B allocated", us(fm), us(percentile(floor, 0.99)), floorAlloc), "", true)
+	h.measured(sec, fmt.Sprintf("wider floor: the same plus %s (all kstat's scrape reads), median / p99", strings.Join(kstatFiles, " ")),
+		fmt.Sprintf("%s / %s", us(median(wide)), us(percentile(wide, 0.99))), "", true)
 	for _, e := range []*exporter{ne, ks} {
 		if e == nil {
 			continue
