@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -140,6 +141,12 @@ func logWriter(d *daemon, l *telemetry.JSONLog) func(telemetry.Snapshot) {
 // counts beside the /proc ones. Without them the /proc values still work.
 func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
 	if srcs.Interrupts == nil && srcs.Softirqs == nil {
+		return
+	}
+	if filepath.Clean(d.paths.Proc) != "/proc" {
+		// The programs count this kernel's interrupts, not those of the
+		// files under --proc: side by side they would mean nothing.
+		d.log.Info("no eBPF IRQ counts: --proc is not /proc", "proc", d.paths.Proc)
 		return
 	}
 	c, err := irqcount.Load()

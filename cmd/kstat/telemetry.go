@@ -92,7 +92,9 @@ func runTelemetry(ctx context.Context, stdout, stderr io.Writer, opts telemetryC
 	if err := mem.Refresh(); err != nil {
 		fmt.Fprintf(stderr, "kstat telemetry: %v\n", err)
 	}
-	if c, err := irqcount.Load(); err != nil {
+	if filepath.Clean(p.Proc) != "/proc" {
+		fmt.Fprintf(stderr, "kstat telemetry: no eBPF counts: --proc is not /proc\n")
+	} else if c, err := irqcount.Load(); err != nil {
 		fmt.Fprintf(stderr, "kstat telemetry: no eBPF counts: %v\n", err)
 	} else {
 		defer c.Close()

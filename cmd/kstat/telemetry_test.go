@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kstat/kstat/internal/telemetry"
+	"github.com/kstat/kstat/internal/testutil"
 )
 
 var snapshotRE = regexp.MustCompile(`(?m)^snapshot (\d+) at `)
@@ -287,5 +288,34 @@ func TestTelemetryCommandOwnSnapshots(t *testing.T) {
 	}
 	if _, stderr, err := runKstat(t, "telemetry", "--interval", "50ms"); err == nil || !strings.Contains(stderr, "100ms") {
 		t.Errorf("--interval 50ms: %v, %q", err, stderr)
+	}
+}
+
+// TestTelemetryDaemonOnFixtures runs the daemon on testdata/telemetry/proc:
+// the snapshots carry the fixture's values, and no eBPF counts (the
+// programs would count this machine, not the fixture).
+func TestTelemetryDaemonOnFixtures(t *testing.T) {
+	d, base := startHTTPDaemon(t, "--proc", testutil.Fixture(t, "telemetry", "proc"), "--telemetry-interval", "100ms")
+	waitForLog(t, d, "no eBPF IRQ counts: --proc is not /proc")
+	waitAPISeq(t, base, 2, 10*time.Second)
+	s := apiSnapshots(t, base)[1]
+	if s.UptimeSeconds != 627.53 || s.ContextSwitches != 741118 || s.Forks != 12428 || s.Interrupts != 450566 ||
+		s.Softirqs != 156671 || s.ProcsRunning != 2 || s.Load != [3]float64{1.04, 0.84, 0.39} {
+		t.Errorf("snapshot of the fixtures: %+v", s)
+	}
+	if s.Memory == nil || s.Memory.Total == 0 || s.Rates == nil || s.Rates.ContextSwitches != 0 {
+		t.Errorf("memory %+v, rates %+v", s.Memory, s.Rates)
+	}
+	found := false
+	for _, l := range s.IRQs {
+		if l.BPF != nil {
+			t.Errorf("irq %s has an eBPF count on fixtures", l.Name)
+		}
+		if l.Name == "36" && l.Desc == "PCI-MSIX-0000:00:02.0 1-edge virtio1-req.0" && l.Rate != nil && *l.Rate == 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no irq 36 of the fixture in %+v", s.IRQs)
 	}
 }
