@@ -26,11 +26,6 @@ var volatile = []string{
 	"kstat_build_info",
 }
 
-// live lists name parts of families that count the running kernel, not
-// the fixtures: the eBPF IRQ and softirq counters (kstat serve has no flag
-// to turn them off).
-var live = []string{"_bpf_entries"}
-
 // stable keeps the lines of an exposition whose metric is not volatile.
 func stable(exposition string) string {
 	var b strings.Builder
@@ -47,11 +42,6 @@ func stable(exposition string) string {
 		keep := true
 		for _, p := range volatile {
 			if strings.HasPrefix(name, p) {
-				keep = false
-			}
-		}
-		for _, p := range live {
-			if strings.Contains(name, p) {
 				keep = false
 			}
 		}

@@ -12,7 +12,6 @@ package export
 
 import (
 	"cmp"
-	"errors"
 	"hash/maphash"
 	"runtime"
 	"slices"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/statsfs"
@@ -69,12 +70,8 @@ type Collector struct {
 	pidIndex  map[string]int
 	seen      map[uint64]struct{} // hashes of this scrape's series
 	seed      maphash.Seed
-	padded    []string // label values of a padded series, reused
-	conflicts int      // this scrape's series dropped as type conflicts
+	conflicts int // this scrape's series dropped as type conflicts
 }
-
-// errDuplicate is a series with the name and labels of an earlier one.
-var errDuplicate = errors.New("duplicate series")
 
 // sourceEntry caches what one source contributes to names and labels.
 type sourceEntry struct {
@@ -94,6 +91,13 @@ type valueEntry struct {
 	aggregate bool
 	fam       *family
 	conflict  bool // the family has the other metric type: dropped
+	// The series' label pairs (sorted, shared by every scrape) and the
+	// hash of its name and label values, for the family labels in
+	// pairsFor; rebuilt when the family's label set changes.
+	built    bool
+	pairsFor []string
+	pairs    []*dto.LabelPair
+	hash     uint64
 }
 
 // family is one metric family: all values mapping to one name.
@@ -111,8 +115,35 @@ type family struct {
 // series is one reading of a scrape, before the budget and emission.
 type series struct {
 	entry *sourceEntry
-	fam   *family
+	ve    *valueEntry
 	value float64
+}
+
+// seriesMetric is a prometheus.Metric of one series of a scrape. Its label
+// pairs are the cached ones of its valueEntry; the metrics of a scrape are
+// allocated together, so a series costs no allocation of its own.
+type seriesMetric struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  float64
+	c      *dto.Counter // one of c and g is set
+	g      *dto.Gauge
+}
+
+// Desc is the family's descriptor.
+func (m *seriesMetric) Desc() *prometheus.Desc { return m.desc }
+
+// Write fills out with the labels and the value.
+func (m *seriesMetric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	if m.c != nil {
+		m.c.Value = &m.value
+		out.Counter = m.c
+	} else {
+		m.g.Value = &m.value
+		out.Gauge = m.g
+	}
+	return nil
 }
 
 type pidScore struct {
@@ -176,20 +207,35 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return true
 	})
 	pidsDropped := c.budget()
-	var duplicates, invalid int
+	// Keep the series of the pids within budget, then make their
+	// metrics from slabs allocated anew each scrape: the registry may
+	// still be reading the last scrape's metrics.
+	kept, counters := c.series[:0], 0
 	for _, s := range c.series {
 		if s.entry.hasPid && !c.activity[c.pidIndex[s.entry.pid]].keep {
 			continue
 		}
-		m, err := c.metric(s)
-		switch {
-		case err == errDuplicate:
-			duplicates++
-		case err != nil:
-			invalid++
-		default:
-			ch <- m
+		kept = append(kept, s)
+		if s.ve.fam.counter {
+			counters++
 		}
+	}
+	slab := make([]seriesMetric, len(kept))
+	cs := make([]dto.Counter, counters)
+	gs := make([]dto.Gauge, len(kept)-counters)
+	duplicates := 0
+	for i, s := range kept {
+		m := &slab[i]
+		if !c.fill(s, m) {
+			duplicates++
+			continue
+		}
+		if s.ve.fam.counter {
+			m.c, cs = &cs[0], cs[1:]
+		} else {
+			m.g, gs = &gs[0], gs[1:]
+		}
+		ch <- m
 	}
 	if c.opts.Collectors != nil {
 		for _, col := range c.opts.Collectors.All() {
@@ -206,7 +252,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pidsDroppedDesc, prometheus.GaugeValue, float64(pidsDropped))
 	ch <- prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(duplicates), "duplicate")
 	ch <- prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(c.conflicts), "conflict")
-	ch <- prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(invalid), "invalid")
 	c.sweep(live)
 }
 
@@ -229,7 +274,8 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 
 	refs := src.Values()
 	if !e.matches(refs) {
-		e.values = e.values[:0]
+		// A new slice: series of this scrape may point into the old one.
+		e.values = make([]valueEntry, 0, len(refs))
 		for _, r := range refs {
 			e.values = append(e.values, c.newValue(e, r.Value(), r.Aggregate()))
 		}
@@ -266,7 +312,7 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 		if pid >= 0 && ve.fam.counter && !ve.aggregate {
 			c.activity[pid].activity += val
 		}
-		c.series = append(c.series, series{entry: e, fam: ve.fam, value: val})
+		c.series = append(c.series, series{entry: e, ve: ve, value: val})
 	}
 }
 
@@ -360,43 +406,49 @@ func comparePids(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// metric makes the const metric of one series; errDuplicate when the
-// series repeats an earlier one's name and labels.
-func (c *Collector) metric(s series) (prometheus.Metric, error) {
-	f := s.fam
-	values := s.entry.labelValues
-	if !slices.Equal(s.entry.labelNames, f.labels) {
-		c.padded = c.padded[:0]
-		for _, name := range f.labels {
-			v := ""
-			if i := slices.Index(s.entry.labelNames, name); i >= 0 {
-				v = s.entry.labelValues[i]
-			}
-			c.padded = append(c.padded, v)
-		}
-		values = c.padded
+// fill makes m the metric of series s, or reports false when s repeats
+// an earlier series' name and labels.
+func (c *Collector) fill(s series, m *seriesMetric) bool {
+	ve, f := s.ve, s.ve.fam
+	if !ve.built || !slices.Equal(ve.pairsFor, f.labels) {
+		c.label(s.entry, ve)
 	}
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(f.name)
-	for _, v := range values {
-		h.WriteByte(0xff)
-		h.WriteString(v)
+	if _, dup := c.seen[ve.hash]; dup {
+		return false
 	}
-	key := h.Sum64()
-	if _, dup := c.seen[key]; dup {
-		return nil, errDuplicate
-	}
-	c.seen[key] = struct{}{}
+	c.seen[ve.hash] = struct{}{}
 	if f.desc == nil || !slices.Equal(f.descFor, f.labels) {
 		f.descFor = append(f.descFor[:0], f.labels...)
 		f.desc = prometheus.NewDesc(f.name, f.help, slices.Clone(f.labels), nil)
 	}
-	t := prometheus.GaugeValue
-	if f.counter {
-		t = prometheus.CounterValue
+	m.desc, m.labels, m.value = f.desc, ve.pairs, s.value
+	return true
+}
+
+// label builds the label pairs and the identity hash of a value of entry
+// e for its family's current label set: e's own labels, and an empty
+// value for every family label e does not have.
+func (c *Collector) label(e *sourceEntry, ve *valueEntry) {
+	f := ve.fam
+	ve.built = true
+	ve.pairsFor = append(ve.pairsFor[:0], f.labels...)
+	ve.pairs = make([]*dto.LabelPair, 0, len(f.labels))
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(f.name)
+	for _, name := range f.labels {
+		v := ""
+		if i := slices.Index(e.labelNames, name); i >= 0 {
+			v = e.labelValues[i]
+		}
+		h.WriteByte(0xff)
+		h.WriteString(name)
+		h.WriteByte(0xfe)
+		h.WriteString(v)
+		ve.pairs = append(ve.pairs, &dto.LabelPair{Name: proto.String(name), Value: proto.String(v)})
 	}
-	return prometheus.NewConstMetric(f.desc, t, s.value, values...)
+	slices.SortFunc(ve.pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	ve.hash = h.Sum64()
 }
 
 // sweep forgets the sources and families the last scrapes did not see,

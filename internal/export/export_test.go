@@ -136,8 +136,8 @@ kstat_exporter_pids_dropped 0
 		t.Fatal(err)
 	}
 	// Every family is there, nothing else of the tree.
-	if n := testutil.CollectAndCount(c); n != 13+1+3+1 {
-		t.Errorf("collected %d metrics, want 18 (13 tree series, build info, 3 drop counts, pids dropped)", n)
+	if n := testutil.CollectAndCount(c); n != 13+1+2+1 {
+		t.Errorf("collected %d metrics, want 17 (13 tree series, build info, 2 drop counts, pids dropped)", n)
 	}
 	lint(t, c)
 }
