@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/kstat/kstat/internal/telemetry"
 	"github.com/kstat/kstat/internal/testutil"
 )
@@ -229,9 +231,31 @@ func TestTelemetryJSONLogSIGKILL(t *testing.T) {
 	d := startDaemon(t, "--listen", "", "--telemetry-interval", "100ms",
 		"--log-json", path, "--log-json-max-size", "30000", "--log-json-keep", strconv.Itoa(keep))
 	waitForFile(t, path+".2", 30*time.Second, nil)
+	progs := irqcountProgs(t, d.cmd.Process.Pid)
+	if len(progs) != 2 {
+		t.Errorf("the daemon holds irqcount programs %v, want 2", progs)
+	}
 	time.Sleep(730 * time.Millisecond) // land the kill anywhere in the cycle
 	d.Signal(t, syscall.SIGKILL)
 	_ = d.Wait(t, 10*time.Second)
+
+	// Nothing was pinned: with the process gone the kernel frees the
+	// programs (after an RCU grace period).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left := 0
+		for _, id := range progs {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d irqcount programs still loaded 10s after SIGKILL", left)
+		}
+	}
 
 	names, _ := filepath.Glob(path + "*")
 	if len(names) != keep+1 {
@@ -256,6 +280,44 @@ func TestTelemetryJSONLogSIGKILL(t *testing.T) {
 		}
 	}
 }
+
+// irqcountProgs lists the irqcount programs process pid holds, from
+// /proc/PID/fdinfo.
+func irqcountProgs(t *testing.T, pid int) []ebpf.ProgramID {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[ebpf.ProgramID]bool{}
+	var ids []ebpf.ProgramID
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		m := progIDRE.FindSubmatch(b)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseUint(string(m[1]), 10, 32)
+		id := ebpf.ProgramID(n)
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		info, err := p.Info()
+		p.Close()
+		if err == nil && !seen[id] && (strings.HasPrefix(info.Name, "irq_handler_ent") || info.Name == "softirq_entry") {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+var progIDRE = regexp.MustCompile(`(?m)^prog_id:\s*(\d+)$`)
 
 // TestTelemetryJSONLogOpenError gives a log path that cannot be opened:
 // the daemon says so and keeps serving telemetry.
