@@ -187,3 +187,35 @@ func TestCacheForgets(t *testing.T) {
 		t.Errorf("%d cached sources for 22 live ones", n)
 	}
 }
+
+// TestSlashNames: a source name holding a slash does not confuse the
+// walk's parents: the name prefix follows the real tree.
+func TestSlashNames(t *testing.T) {
+	root := statsfs.NewSource("kstat")
+	ab := statsfs.NewSource("a/b")
+	root.AddSubordinate(ab)
+	add(t, ab, statsfs.NewSource("c"), oneTable, 1)
+	a := statsfs.NewSource("a")
+	root.AddSubordinate(a)
+	inst := statsfs.NewInstance("dev", "b")
+	a.AddSubordinate(inst)
+	add(t, inst, statsfs.NewSource("c"), oneTable, 2) // path a/b/c too
+	add(t, root, statsfs.NewSource("d"), oneTable, 3)
+	want := `
+# HELP kstat_a_b_c_x_bytes_total X.
+# TYPE kstat_a_b_c_x_bytes_total counter
+kstat_a_b_c_x_bytes_total 1
+# HELP kstat_a_c_x_bytes_total X.
+# TYPE kstat_a_c_x_bytes_total counter
+kstat_a_c_x_bytes_total{dev="b"} 2
+# HELP kstat_d_x_bytes_total X.
+# TYPE kstat_d_x_bytes_total counter
+kstat_d_x_bytes_total 3
+`
+	c := New(root, Options{})
+	for range 2 { // the second scrape runs on the caches
+		if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kstat_a_b_c_x_bytes_total", "kstat_a_c_x_bytes_total", "kstat_d_x_bytes_total"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

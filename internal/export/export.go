@@ -64,7 +64,7 @@ type Collector struct {
 	gen       uint64     // scrape number, marks cache entries in use
 	sources   map[*statsfs.Source]*sourceEntry
 	families  map[string]*family
-	prefixes  []string   // name prefix per depth, during the walk
+	ancestors []frame    // the walk's current chain of sources
 	series    []series   // this scrape's readings, reused
 	activity  []pidScore // per pid activity, reused
 	pidIndex  map[string]int
@@ -111,6 +111,9 @@ type family struct {
 	desc    *prometheus.Desc
 	descFor []string // the labels desc was made with
 }
+
+// frame is a source on the walk's chain: its path and name prefix.
+type frame struct{ path, prefix string }
 
 // series is one reading of a scrape, before the budget and emission.
 type series struct {
@@ -257,20 +260,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 // read records the visible values of one source in c.series.
 func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Source) {
-	depth := 0
-	if path != "" {
-		depth = strings.Count(path, "/") + 1
+	// The walk is depth first: the parent is the newest source on the
+	// chain with the path this one extends by its name ("" for the
+	// root's children). Names may hold slashes, so the path is not split.
+	parent := c.opts.Namespace
+	if src == c.root {
+		c.ancestors = c.ancestors[:0]
+	} else {
+		pp := ""
+		if path != src.Name() {
+			pp = path[:len(path)-len(src.Name())-1]
+		}
+		for len(c.ancestors) > 1 && c.ancestors[len(c.ancestors)-1].path != pp {
+			c.ancestors = c.ancestors[:len(c.ancestors)-1]
+		}
+		parent = c.ancestors[len(c.ancestors)-1].prefix
 	}
 	e := c.sources[src]
 	if e == nil || e.path != path {
-		e = c.newEntry(path, labels, src, depth)
+		e = c.newEntry(path, labels, src, parent)
 		c.sources[src] = e
 	}
 	e.gen = c.gen
-	if len(c.prefixes) <= depth {
-		c.prefixes = append(c.prefixes, make([]string, depth+1-len(c.prefixes))...)
-	}
-	c.prefixes[depth] = e.prefix
+	c.ancestors = append(c.ancestors, frame{path, e.prefix})
 
 	refs := src.Values()
 	if !e.matches(refs) {
@@ -330,15 +342,12 @@ func (e *sourceEntry) matches(refs []statsfs.ValueRef) bool {
 }
 
 // newEntry builds the cache entry of a source: its name prefix extends its
-// parent's (c.prefixes[depth-1], set earlier in the depth-first walk)
-// unless it is an instance, whose name becomes a label instead.
-func (c *Collector) newEntry(path string, labels []statsfs.Label, src *statsfs.Source, depth int) *sourceEntry {
-	e := &sourceEntry{path: path, prefix: c.opts.Namespace}
-	if depth > 0 {
-		e.prefix = c.prefixes[depth-1]
-		if src.Label() == "" {
-			e.prefix = appendName(e.prefix, src.Name())
-		}
+// parent's unless it is an instance, whose name becomes a label instead.
+// The root's prefix is the namespace.
+func (c *Collector) newEntry(path string, labels []statsfs.Label, src *statsfs.Source, parent string) *sourceEntry {
+	e := &sourceEntry{path: path, prefix: parent}
+	if src != c.root && src.Label() == "" {
+		e.prefix = appendName(parent, src.Name())
 	}
 	for _, l := range labels {
 		name := labelName(l.Name)
