@@ -29,7 +29,7 @@ func FuzzSanitize(f *testing.F) {
 		if again := sanitize(got); again != got {
 			t.Fatalf("sanitize(%q) = %q, then %q", s, got, again)
 		}
-		if l := labelName(s); !model.LabelName(l).IsValidLegacy() || strings.HasPrefix(l, "__") {
+		if l := labelName(s); !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__") {
 			t.Fatalf("labelName(%q) = %q is not a valid label name", s, l)
 		}
 	})
@@ -78,12 +78,12 @@ func FuzzCollect(f *testing.F) {
 			t.Fatalf("gather: %v", err)
 		}
 		for _, mf := range mfs {
-			if !model.IsValidLegacyMetricName(mf.GetName()) {
+			if !model.LegacyValidation.IsValidMetricName(mf.GetName()) {
 				t.Fatalf("invalid metric name %q", mf.GetName())
 			}
 			for _, m := range mf.Metric {
 				for _, l := range m.Label {
-					if !model.LabelName(l.GetName()).IsValidLegacy() {
+					if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
 						t.Fatalf("invalid label name %q in %s", l.GetName(), mf.GetName())
 					}
 				}
