@@ -128,5 +128,11 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting connections and waits for the requests in
-// flight, until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// flight until ctx ends; then it closes the connections left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+	}
+	return err
+}

@@ -37,11 +37,13 @@ type fixture struct {
 	knobs   *knob.Registry
 	counter atomic.Uint64
 	mux     *http.ServeMux
+	client  *http.Client
 }
 
 func start(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{root: statsfs.NewSource("kstat"), knobs: &knob.Registry{}, mux: http.NewServeMux()}
+	f := &fixture{root: statsfs.NewSource("kstat"), knobs: &knob.Registry{}, mux: http.NewServeMux(),
+		client: &http.Client{Transport: &http.Transport{}}}
 	net := statsfs.NewSource("net")
 	dev := statsfs.NewSource("dev")
 	if err := dev.AddValues(devTable, nil, 0); err != nil {
@@ -68,6 +70,12 @@ func start(t *testing.T) *fixture {
 	if err := f.knobs.Add("kstat/counter", ks, k); err != nil {
 		t.Fatal(err)
 	}
+	// An aggregate over no instances: its max is -Inf.
+	empty := statsfs.NewSource("empty")
+	if err := empty.AddValues(devTable, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	net.AddSubordinate(empty)
 	hidden := statsfs.NewSource("secret")
 	hidden.SetHidden(true)
 	f.root.AddSubordinate(hidden)
@@ -80,6 +88,9 @@ func start(t *testing.T) *fixture {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
 	t.Cleanup(func() {
+		// A connection the client dialed but never used would hold
+		// Shutdown for 5s.
+		f.client.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -99,7 +110,7 @@ func (f *fixture) do(t *testing.T, method, path, body string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +255,7 @@ func TestConcurrentScrapes(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		go func() {
-			resp, err := http.Get(f.base + "/metrics")
+			resp, err := f.client.Get(f.base + "/metrics")
 			if err == nil {
 				_, err = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -300,6 +311,14 @@ func TestTree(t *testing.T) {
 	}
 	if eth.Values[1].Flag != "floating" || eth.Values[1].Mode != "0444" || string(eth.Values[1].Value) != "41.5" {
 		t.Errorf("eth0 temp = %+v", eth.Values[1])
+	}
+	code, body = f.do(t, "GET", "/api/v1/tree/net/empty", "")
+	var empty Source
+	if err := json.Unmarshal([]byte(body), &empty); err != nil || code != 200 {
+		t.Fatalf("%d %s %v", code, body, err)
+	}
+	if v := empty.Values[1]; string(v.Value) != `"-Inf"` || v.Aggregate != "max" {
+		t.Errorf("max over nothing = %+v, want the JSON string -Inf", v)
 	}
 	for _, p := range []string{"/api/v1/tree/nope", "/api/v1/tree/secret", "/api/v1/tree/net/nope"} {
 		if code, body := f.do(t, "GET", p, ""); code != 404 || !strings.Contains(body, `"error"`) {
