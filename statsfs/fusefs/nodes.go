@@ -302,6 +302,10 @@ func (f *filesystem) opened(path string, mode uint32, flags uint32, read func() 
 	return h, 0
 }
 
+// openFlags make every read reach the handle (no page cache) and spare
+// the FLUSH request on close: writes are applied when they are made.
+const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
+
 // Open opens the value's file, reading the value now.
 func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	d := n.ref.Value()
@@ -318,7 +322,7 @@ func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32
 		}
 		return "", 0
 	}
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	return h, openFlags, 0
 }
 
 // Open opens the control's file, reading it now.
@@ -342,7 +346,7 @@ func (n *controlNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint
 		}
 		return "", 0
 	}
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	return h, openFlags, 0
 }
 
 // errnoOf maps the tree's errors to errno values.
