@@ -20,11 +20,11 @@ type LeakOptions struct {
 
 // LeakStack is the outstanding allocations made from one kernel stack.
 type LeakStack struct {
-	StackID int32    // negative: allocations whose stack was not captured
-	Count   uint64   // allocations
-	Bytes   uint64   // bytes allocated
-	Frames  []string // function+offset, innermost first
-	Pids    []uint32 // allocating thread groups, ascending
+	StackID int32    `json:"stack_id"` // negative: allocations whose stack was not captured
+	Count   uint64   `json:"count"`    // allocations
+	Bytes   uint64   `json:"bytes"`    // bytes allocated
+	Frames  []string `json:"frames"`   // function+offset, innermost first
+	Pids    []uint32 `json:"pids"`     // allocating thread groups, ascending
 }
 
 // monotonicNs is bpf_ktime_get_ns's clock now.

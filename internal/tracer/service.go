@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -30,15 +31,18 @@ type Service struct {
 	tr     *Tracer
 	pids   []uint32 // the filter, ascending; empty traces all
 	sortBy string
-	procs  []Proc   // the last read
-	base   Counters // counters of earlier enabled periods
-	fns    string   // functions_status
+	procs  []Proc     // the last read
+	base   Counters   // counters of earlier enabled periods
+	fns    *Functions // named-function counters, nil when not attached
+	fnErr  error      // why they are not
+	every  uint32     // stack sampling
 }
 
 // NewService returns a disabled tracer service whose source is src
 // (normally "tracer"). opts.Pids is the initial filter.
 func NewService(src *statsfs.Source, opts Options) (*Service, error) {
-	s := &Service{opts: opts, src: src, sortBy: "out_bytes", fns: "not probed yet"}
+	s := &Service{opts: opts, src: src, sortBy: "out_bytes", every: opts.StackEvery,
+		fnErr: errors.New("not probed yet")}
 	s.refresh = collector.NewRefresher("tracer", s.read)
 	v, err := newView(src, s.refresh.Record)
 	if err != nil {
@@ -137,6 +141,7 @@ func (s *Service) SetEnabled(on bool) error {
 	if on {
 		opts := s.opts
 		opts.Pids = s.pids
+		opts.StackEvery = s.every
 		tr, err := Open(opts)
 		if err != nil {
 			s.mu.Unlock()
@@ -159,8 +164,17 @@ func (s *Service) SetEnabled(on bool) error {
 	return s.read()
 }
 
-// Close detaches the programs.
-func (s *Service) Close() error { return s.SetEnabled(false) }
+// Close detaches the programs and the function counters.
+func (s *Service) Close() error {
+	err := s.SetEnabled(false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fns != nil {
+		err = errors.Join(err, s.fns.Close())
+		s.fns, s.fnErr = nil, errors.New("detached")
+	}
+	return err
+}
 
 // Pids returns the filter, ascending.
 func (s *Service) Pids() []uint32 {
@@ -262,18 +276,52 @@ func (s *Service) Report() string {
 	return FormatTable(s.procs, s.sortBy, 0)
 }
 
-// SetFunctionsStatus records the outcome of AttachFunctions.
-func (s *Service) SetFunctionsStatus(status string) {
+// SetFunctions records the outcome of AttachFunctions; the service closes
+// f when it closes.
+func (s *Service) SetFunctions(f *Functions, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fns = status
+	s.fns, s.fnErr = f, err
 }
 
-// FunctionsStatus is the text of tracer/functions_status.
+// FunctionsStatus is the text of tracer/functions_status: the method and
+// the calls counted per function, or why there are none.
 func (s *Service) FunctionsStatus() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fns + "\n"
+	if s.fns == nil {
+		return s.fnErr.Error() + "\n"
+	}
+	counts, err := s.fns.Counts()
+	if err != nil {
+		return fmt.Sprintf("attached (%s), reading counts: %v\n", s.fns.Method, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "attached (%s)\n", s.fns.Method)
+	for _, name := range s.fns.names {
+		fmt.Fprintf(&b, "%s %d\n", name, counts[name])
+	}
+	return b.String()
+}
+
+// StackEvery is the stack sampling: one allocation stack in N (0: none).
+func (s *Service) StackEvery() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(s.every)
+}
+
+// SetStackEvery changes the stack sampling, at once when enabled.
+func (s *Service) SetStackEvery(n uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		if err := s.tr.SetStackEvery(uint32(n)); err != nil {
+			return err
+		}
+	}
+	s.every = uint32(n)
+	return nil
 }
 
 // Knobs returns the service's knobs: enable, pids and sort.
@@ -290,6 +338,8 @@ func (s *Service) Knobs() []*knob.Knob {
 				}
 				return strings.Join(parts, " ")
 			}, s.EditPids),
+		knob.Uint("stack_every", "capture the kernel stack of one allocation in N for leak reports (0: none); counts and bytes stay exact",
+			0, 1<<20, s.StackEvery, s.SetStackEvery),
 		knob.New("sort", "the report's sort column: "+strings.Join(SortColumns(), ", "), s.SortBy, s.SetSortBy),
 	}
 }

@@ -142,6 +142,14 @@ func (t *Tracer) writeSettings() error {
 	return nil
 }
 
+// SetStackEvery changes the stack sampling: one allocation in n (0: none).
+func (t *Tracer) SetStackEvery(n uint32) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.every = n
+	return t.writeSettings()
+}
+
 // Programs returns the attached programs by name, for run-time statistics.
 func (t *Tracer) Programs() map[string]*ebpf.Program {
 	return map[string]*ebpf.Program{
@@ -186,26 +194,27 @@ func (t *Tracer) SetPids(pids []uint32) error {
 
 // Proc is one thread group's tally as the kernel counted it.
 type Proc struct {
-	Pid, Ppid   uint32
-	Comm        string
-	Forks       uint64 // processes made
-	Threads     uint64 // threads made
-	Execs       uint64
-	ThreadExits uint64 // threads that exited while the group lived on
-	ChildExits  uint64 // child processes that exited
-	Kmalloc     uint64
-	Kfree       uint64
-	CacheAlloc  uint64
-	CacheFree   uint64
-	BytesReq    uint64
-	BytesAlloc  uint64
-	BytesFreed  uint64
-	BytesOut    uint64 // bytes of its allocations not yet freed
-	AllocsOut   uint64
-	Failed      uint64
-	LockCount   [len(LockKinds)]uint64
-	LockWaitNs  [len(LockKinds)]uint64
-	LockMaxNs   [len(LockKinds)]uint64
+	Pid         uint32                 `json:"pid"`
+	Ppid        uint32                 `json:"ppid"`
+	Comm        string                 `json:"comm"`
+	Forks       uint64                 `json:"forks"`   // processes made
+	Threads     uint64                 `json:"threads"` // threads made
+	Execs       uint64                 `json:"execs"`
+	ThreadExits uint64                 `json:"thread_exits"` // threads that exited while the group lived on
+	ChildExits  uint64                 `json:"child_exits"`  // child processes that exited
+	Kmalloc     uint64                 `json:"kmalloc"`
+	Kfree       uint64                 `json:"kfree"`
+	CacheAlloc  uint64                 `json:"cache_alloc"`
+	CacheFree   uint64                 `json:"cache_free"`
+	BytesReq    uint64                 `json:"bytes_req"`
+	BytesAlloc  uint64                 `json:"bytes_alloc"`
+	BytesFreed  uint64                 `json:"bytes_freed"`
+	BytesOut    uint64                 `json:"bytes_out"` // bytes of its allocations not yet freed
+	AllocsOut   uint64                 `json:"allocs_out"`
+	Failed      uint64                 `json:"failed"`
+	LockCount   [len(LockKinds)]uint64 `json:"lock_count"`
+	LockWaitNs  [len(LockKinds)]uint64 `json:"lock_wait_ns"`
+	LockMaxNs   [len(LockKinds)]uint64 `json:"lock_max_ns"`
 }
 
 // Contentions is the number of contended lock acquisitions of every kind.
@@ -296,18 +305,18 @@ func (t *Tracer) exists(pid uint32) bool {
 
 // Counters are the tracer's global counters: how much it could not see.
 type Counters struct {
-	ProcsCreated       uint64 // per-process entries made
-	ProcsRemoved       uint64 // removed at the group's exit
-	ProcsEvicted       uint64 // removed by user space: the process was gone
-	ProcsDropped       uint64 // events lost because the process map was full
-	AllocsDropped      uint64 // allocations not tracked: the map was full
-	AllocsDroppedBytes uint64
-	MissedFrees        uint64 // frees of addresses never seen allocated
-	StaleAllocs        uint64 // addresses reused without a traced free
-	StackErrors        uint64 // stacks not captured
-	LockUnmatched      uint64 // contention ends without a begin
-	LockDropped        uint64 // contention begins not kept
-	Exits              uint64 // thread groups that exited
+	ProcsCreated       uint64 `json:"procs_created"`  // per-process entries made
+	ProcsRemoved       uint64 `json:"procs_removed"`  // removed at the group's exit
+	ProcsEvicted       uint64 `json:"procs_evicted"`  // removed by user space: the process was gone
+	ProcsDropped       uint64 `json:"procs_dropped"`  // events lost because the process map was full
+	AllocsDropped      uint64 `json:"allocs_dropped"` // allocations not tracked: the map was full
+	AllocsDroppedBytes uint64 `json:"allocs_dropped_bytes"`
+	MissedFrees        uint64 `json:"missed_frees"`   // frees of addresses never seen allocated
+	StaleAllocs        uint64 `json:"stale_allocs"`   // addresses reused without a traced free
+	StackErrors        uint64 `json:"stack_errors"`   // stacks not captured
+	LockUnmatched      uint64 `json:"lock_unmatched"` // contention ends without a begin
+	LockDropped        uint64 `json:"lock_dropped"`   // contention begins not kept
+	Exits              uint64 `json:"exits"`          // thread groups that exited
 }
 
 // Counters sums the per-CPU global counters.

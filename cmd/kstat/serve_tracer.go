@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kstat/kstat/internal/tracer"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// tracerOptions are the flags of the tracer feature of "kstat serve".
+type tracerOptions struct {
+	enable     bool
+	maxProcs   uint32
+	maxAllocs  uint32
+	stackEvery uint32
+	pids       []uint
+}
+
+var tracerOpts tracerOptions
+
+func init() {
+	features = append(features, feature{
+		name: "tracer",
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&tracerOpts.enable, "tracer", false,
+				"attach the per-process tracer at launch (as writing 1 to tracer/enable); off by default because it costs CPU on every kernel allocation")
+			fs.Uint32Var(&tracerOpts.maxProcs, "tracer-max-procs", 4096, "processes the tracer's map holds; events of more are dropped and counted (tracer/procs_dropped)")
+			fs.Uint32Var(&tracerOpts.maxAllocs, "tracer-max-allocs", 65536, "outstanding allocations the tracer's map holds; more are counted in tracer/allocs_dropped")
+			fs.Uint32Var(&tracerOpts.stackEvery, "tracer-stack-every", 16, "capture the kernel stack of one allocation in N for leak reports (0: none); counts stay exact")
+			fs.UintSliceVar(&tracerOpts.pids, "tracer-pid", nil, "trace only this process id (repeat for more; as writing +PID to tracer/pids)")
+		},
+		start: func(ctx context.Context, d *daemon) error { return startTracer(ctx, d, tracerOpts) },
+	})
+}
+
+// startTracer adds tracer/ with its knobs (enable, pids, sort,
+// stack_every), the report and functions_status files. The programs are
+// attached only while tracer/enable is 1; at shutdown everything is
+// detached.
+func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
+	pids := make([]uint32, len(opts.pids))
+	for i, p := range opts.pids {
+		pids[i] = uint32(p)
+	}
+	src := statsfs.NewSource("tracer")
+	svc, err := tracer.NewService(src, tracer.Options{
+		MaxProcs: opts.maxProcs, MaxAllocs: opts.maxAllocs, StackEvery: opts.stackEvery,
+		Pids: pids, Proc: d.paths.Proc,
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range svc.Knobs() {
+		if err := d.knobs.Add("tracer/"+k.Name, src, k); err != nil {
+			return err
+		}
+	}
+	d.root.AddSubordinate(src)
+	d.collectors.Add(svc.Collector())
+	fns, err := tracer.AttachFunctions()
+	svc.SetFunctions(fns, err)
+	if err != nil {
+		d.log.Info("tracer: named kernel function counters", "status", err)
+	}
+	if opts.enable {
+		if err := svc.SetEnabled(true); err != nil {
+			d.log.Error("tracer: not enabled", "err", err)
+		} else {
+			d.log.Info("tracer: enabled")
+		}
+	}
+	d.Go(func() {
+		svc.Run(ctx, time.Second)
+		if err := svc.Close(); err != nil {
+			d.log.Error("tracer: detaching", "err", err)
+		}
+	})
+	return nil
+}
