@@ -48,7 +48,7 @@ func startHTTP(ctx context.Context, d *daemon, opts httpOptions) error {
 		Addr:     opts.listen,
 		Root:     d.root,
 		Knobs:    d.knobs,
-		Gatherer: export.NewRegistry(c),
+		Gatherer: export.NewGatherer(c),
 		Mux:      d.mux,
 		Log:      d.log,
 	})

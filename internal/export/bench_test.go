@@ -78,3 +78,15 @@ func BenchmarkGather(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDirectGather is a scrape through Collector.Gather, as /metrics
+// does it, without the Go and process collectors.
+func BenchmarkDirectGather(b *testing.B) {
+	c := New(realisticTree(b), Options{MaxPids: DefaultMaxPids})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ package export
 
 import (
 	"cmp"
+	"errors"
 	"hash/maphash"
 	"runtime"
 	"slices"
@@ -197,6 +198,132 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	kept, counters, pidsDropped, duplicates := c.scrape()
+	// The metrics come from slabs allocated anew each scrape: the
+	// registry may still be reading the last scrape's metrics.
+	slab := make([]seriesMetric, len(kept))
+	cs := make([]dto.Counter, counters)
+	gs := make([]dto.Gauge, len(kept)-counters)
+	for i, s := range kept {
+		m := &slab[i]
+		m.desc, m.labels, m.value = s.ve.fam.desc, s.ve.pairs, s.value
+		if s.ve.fam.counter {
+			m.c, cs = &cs[0], cs[1:]
+		} else {
+			m.g, gs = &gs[0], gs[1:]
+		}
+		ch <- m
+	}
+	for _, m := range c.extras(pidsDropped, duplicates) {
+		ch <- m
+	}
+}
+
+// Gather reads the tree once and returns its metric families, and those
+// of Collect's other metrics, sorted as a prometheus.Registry sorts them.
+// It builds the families directly, without the registry's channel and
+// consistency checks, which the Collector's own uniqueness makes moot.
+func (c *Collector) Gather() ([]*dto.MetricFamily, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept, counters, pidsDropped, duplicates := c.scrape()
+	ms := make([]dto.Metric, len(kept))
+	cs := make([]dto.Counter, counters)
+	gs := make([]dto.Gauge, len(kept)-counters)
+	vals := make([]float64, len(kept))
+	var mfs []*dto.MetricFamily
+	byName := make(map[string]*dto.MetricFamily)
+	for i, s := range kept {
+		f := s.ve.fam
+		mf := byName[f.name]
+		if mf == nil {
+			mf = &dto.MetricFamily{Name: &f.name, Help: &f.help, Type: dto.MetricType_GAUGE.Enum()}
+			if f.counter {
+				mf.Type = dto.MetricType_COUNTER.Enum()
+			}
+			byName[f.name] = mf
+			mfs = append(mfs, mf)
+		}
+		m := &ms[i]
+		m.Label = s.ve.pairs
+		vals[i] = s.value
+		if f.counter {
+			m.Counter, cs = &cs[0], cs[1:]
+			m.Counter.Value = &vals[i]
+		} else {
+			m.Gauge, gs = &gs[0], gs[1:]
+			m.Gauge.Value = &vals[i]
+		}
+		mf.Metric = append(mf.Metric, m)
+	}
+	for _, mf := range mfs {
+		slices.SortFunc(mf.Metric, compareLabels)
+	}
+	extras, err := gatherOf(c.extras(pidsDropped, duplicates))
+	mfs = append(mfs, extras...)
+	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return mfs, err
+}
+
+// compareLabels orders the series of one family by their label values,
+// in label name order, as the registry does.
+func compareLabels(a, b *dto.Metric) int {
+	for i := range min(len(a.Label), len(b.Label)) {
+		if r := strings.Compare(a.Label[i].GetValue(), b.Label[i].GetValue()); r != 0 {
+			return r
+		}
+	}
+	return cmp.Compare(len(a.Label), len(b.Label))
+}
+
+// gatherOf gathers a few metrics through a registry of their own.
+func gatherOf(ms []prometheus.Metric) ([]*dto.MetricFamily, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(metrics(ms)); err != nil {
+		return nil, err
+	}
+	return reg.Gather()
+}
+
+// metrics is a fixed list of metrics as an unchecked collector.
+type metrics []prometheus.Metric
+
+func (metrics) Describe(chan<- *prometheus.Desc) {}
+
+func (ms metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range ms {
+		ch <- m
+	}
+}
+
+// extras are the metrics about the scrape and the daemon: collector
+// statuses, build info, and what the budget and the checks dropped.
+func (c *Collector) extras(pidsDropped, duplicates int) []prometheus.Metric {
+	var out []prometheus.Metric
+	if c.opts.Collectors != nil {
+		for _, col := range c.opts.Collectors.All() {
+			st := col.Status()
+			ok := 0.0
+			if st.Err == nil {
+				ok = 1
+			}
+			out = append(out,
+				prometheus.MustNewConstMetric(c.durationDesc, prometheus.GaugeValue, st.Duration.Seconds(), st.Name),
+				prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, ok, st.Name))
+		}
+	}
+	return append(out, c.build,
+		prometheus.MustNewConstMetric(c.pidsDroppedDesc, prometheus.GaugeValue, float64(pidsDropped)),
+		prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(duplicates), "duplicate"),
+		prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(c.conflicts), "conflict"))
+}
+
+// scrape reads the tree and returns the series to export, with their
+// label pairs and family descriptors ready: the pids within budget, each
+// name and label set once. It also counts the counters among them, the
+// pids over budget and the duplicates dropped. The slice is valid until
+// the next scrape; c.mu must be held.
+func (c *Collector) scrape() (kept []series, counters, pidsDropped, duplicates int) {
 	c.gen++
 	c.series = c.series[:0]
 	c.activity = c.activity[:0]
@@ -209,13 +336,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.read(path, labels, src)
 		return true
 	})
-	pidsDropped := c.budget()
-	// Keep the series of the pids within budget, then make their
-	// metrics from slabs allocated anew each scrape: the registry may
-	// still be reading the last scrape's metrics.
-	kept, counters := c.series[:0], 0
+	pidsDropped = c.budget()
+	kept = c.series[:0]
 	for _, s := range c.series {
 		if s.entry.hasPid && !c.activity[c.pidIndex[s.entry.pid]].keep {
+			continue
+		}
+		if !c.prepare(s) {
+			duplicates++
 			continue
 		}
 		kept = append(kept, s)
@@ -223,39 +351,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counters++
 		}
 	}
-	slab := make([]seriesMetric, len(kept))
-	cs := make([]dto.Counter, counters)
-	gs := make([]dto.Gauge, len(kept)-counters)
-	duplicates := 0
-	for i, s := range kept {
-		m := &slab[i]
-		if !c.fill(s, m) {
-			duplicates++
-			continue
-		}
-		if s.ve.fam.counter {
-			m.c, cs = &cs[0], cs[1:]
-		} else {
-			m.g, gs = &gs[0], gs[1:]
-		}
-		ch <- m
-	}
-	if c.opts.Collectors != nil {
-		for _, col := range c.opts.Collectors.All() {
-			st := col.Status()
-			ok := 0.0
-			if st.Err == nil {
-				ok = 1
-			}
-			ch <- prometheus.MustNewConstMetric(c.durationDesc, prometheus.GaugeValue, st.Duration.Seconds(), st.Name)
-			ch <- prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, ok, st.Name)
-		}
-	}
-	ch <- c.build
-	ch <- prometheus.MustNewConstMetric(c.pidsDroppedDesc, prometheus.GaugeValue, float64(pidsDropped))
-	ch <- prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(duplicates), "duplicate")
-	ch <- prometheus.MustNewConstMetric(c.seriesDroppedDesc, prometheus.GaugeValue, float64(c.conflicts), "conflict")
 	c.sweep(live)
+	return kept, counters, pidsDropped, duplicates
 }
 
 // read records the visible values of one source in c.series.
@@ -415,9 +512,10 @@ func comparePids(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// fill makes m the metric of series s, or reports false when s repeats
-// an earlier series' name and labels.
-func (c *Collector) fill(s series, m *seriesMetric) bool {
+// prepare readies the label pairs of series s and its family's
+// descriptor, or reports false when s repeats an earlier series' name and
+// labels.
+func (c *Collector) prepare(s series) bool {
 	ve, f := s.ve, s.ve.fam
 	if !ve.built || !slices.Equal(ve.pairsFor, f.labels) {
 		c.label(s.entry, ve)
@@ -430,7 +528,6 @@ func (c *Collector) fill(s series, m *seriesMetric) bool {
 		f.descFor = append(f.descFor[:0], f.labels...)
 		f.desc = prometheus.NewDesc(f.name, f.help, slices.Clone(f.labels), nil)
 	}
-	m.desc, m.labels, m.value = f.desc, ve.pairs, s.value
 	return true
 }
 
@@ -488,12 +585,18 @@ func union(have, add []string) []string {
 	return have
 }
 
-// NewRegistry returns a registry holding c and the Go runtime and process
-// collectors, the registry /metrics serves.
-func NewRegistry(c *Collector) *prometheus.Registry {
+// NewGatherer returns what /metrics serves: c's families, gathered
+// directly, merged with those of the Go runtime and process collectors.
+func NewGatherer(c *Collector) prometheus.Gatherer {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c,
+	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mine, err := c.Gather()
+		theirs, err2 := reg.Gather()
+		mfs := append(mine, theirs...)
+		slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+		return mfs, errors.Join(err, err2)
+	})
 }

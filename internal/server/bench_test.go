@@ -31,7 +31,7 @@ func BenchmarkMetricsHandler(b *testing.B) {
 		dev.AddSubordinate(s)
 	}
 	root.AddSubordinate(dev)
-	reg := export.NewRegistry(export.New(root, export.Options{}))
+	reg := export.NewGatherer(export.New(root, export.Options{}))
 	h := New(Config{Root: root, Knobs: &knob.Registry{}, Gatherer: reg}).http.Handler
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	b.ReportAllocs()

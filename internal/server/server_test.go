@@ -80,7 +80,7 @@ func start(t *testing.T) *fixture {
 	hidden.SetHidden(true)
 	f.root.AddSubordinate(hidden)
 
-	reg := export.NewRegistry(export.New(f.root, export.Options{Version: "test"}))
+	reg := export.NewGatherer(export.New(f.root, export.Options{Version: "test"}))
 	srv := New(Config{Addr: "127.0.0.1:0", Root: f.root, Knobs: f.knobs, Gatherer: reg, Mux: f.mux})
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
