@@ -58,7 +58,7 @@ enum counter {
 	C_STACK_ERRORS,       // bpf_get_stackid failed (stack map full or hash clash)
 	C_LOCK_UNMATCHED,     // contention_end without a begin
 	C_LOCK_DROPPED,       // contention_begin not kept: the wait map was full
-	C_EXITS,              // thread groups that exited
+	C_EXITS,              // traced thread groups that exited
 	C_COUNTERS,
 };
 
@@ -269,13 +269,16 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 			__sync_fetch_and_add(&p->thread_exits, 1);
 		return 0;
 	}
-	count(C_EXITS, 1);
-	if (bpf_map_delete_elem(&procs, &tgid) == 0)
-		count(C_PROCS_REMOVED, 1);
+	// The parent counts its child even when only the parent is traced.
 	__u32 ptgid = task->real_parent->tgid;
 	struct proc *pp = bpf_map_lookup_elem(&procs, &ptgid);
 	if (pp)
 		__sync_fetch_and_add(&pp->child_exits, 1);
+	if (!traced(tgid))
+		return 0;
+	count(C_EXITS, 1);
+	if (bpf_map_delete_elem(&procs, &tgid) == 0)
+		count(C_PROCS_REMOVED, 1);
 	return 0;
 }
 
