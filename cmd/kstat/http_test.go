@@ -9,21 +9,27 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/kstat/kstat/internal/testutil"
 )
 
 var listenRE = regexp.MustCompile(`msg="HTTP server listening" addr=(\S+)`)
@@ -389,4 +395,166 @@ func TestHTTPFlagsHelp(t *testing.T) {
 			t.Errorf("serve --help lacks %q", want)
 		}
 	}
+}
+
+// TestHTTPPidBudget runs the tracer on five helper processes that each
+// fork a known number of children and then block, so their counts hold
+// still; with --metrics-max-pids 3, /metrics keeps exactly the three most
+// active (the sum of their cumulative values, recomputed here from the
+// tree API) and counts two as dropped.
+func TestHTTPPidBudget(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.TracePoint)
+	type helper struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		pid   string
+		forks int
+	}
+	var helpers []*helper
+	args := []string{"--tracer", "--metrics-max-pids", "3"}
+	for i := range 5 {
+		h := &helper{forks: 2 + 3*i}
+		h.cmd = exec.Command("sh", "-c", fmt.Sprintf(`read x; i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; read y`, h.forks))
+		var err error
+		if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.stdin.Close(); _ = h.cmd.Wait() })
+		h.pid = strconv.Itoa(h.cmd.Process.Pid)
+		helpers = append(helpers, h)
+		args = append(args, "--tracer-pid", h.pid)
+	}
+	_, base := startHTTPDaemon(t, args...)
+	for _, h := range helpers {
+		if _, err := io.WriteString(h.stdin, "go\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until every helper's forks and child exits are all counted.
+	var tree treeSource
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tree = getTree(t, base, "tracer")
+		done := 0
+		for _, h := range helpers {
+			if p := tree.sub(h.pid); p != nil && p.value("forks") == float64(h.forks) && p.value("child_exits") == float64(h.forks) {
+				done++
+			}
+		}
+		if done == len(helpers) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tracer did not count the helpers' forks in 20s: %+v", tree)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the helpers are blocked in read by now
+	_, mfs := scrapeMetrics(t, base)
+	tree = getTree(t, base, "tracer")
+
+	// The three most active by the sum of cumulative values.
+	type score struct {
+		pid string
+		sum float64
+	}
+	var scores []score
+	for _, h := range helpers {
+		p := tree.sub(h.pid)
+		sum := 0.0
+		for _, v := range p.Values {
+			if v.Flag == "cumulative" && v.Aggregate == "" {
+				f, err := strconv.ParseFloat(string(v.Value), 64)
+				if err != nil {
+					t.Fatalf("%s/%s = %s", h.pid, v.Name, v.Value)
+				}
+				sum += f
+			}
+		}
+		scores = append(scores, score{h.pid, sum})
+	}
+	sort.Slice(scores, func(i, j int) bool {
+		if scores[i].sum != scores[j].sum {
+			return scores[i].sum > scores[j].sum
+		}
+		return len(scores[i].pid) < len(scores[j].pid) || len(scores[i].pid) == len(scores[j].pid) && scores[i].pid < scores[j].pid
+	})
+	var want []string
+	for _, s := range scores[:3] {
+		want = append(want, s.pid)
+	}
+	sort.Strings(want)
+
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "pid" {
+					got[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	var gotPids []string
+	for p := range got {
+		gotPids = append(gotPids, p)
+	}
+	sort.Strings(gotPids)
+	if strings.Join(gotPids, ",") != strings.Join(want, ",") {
+		t.Errorf("/metrics has pids %v, want the three most active %v (scores %v)", gotPids, want, scores)
+	}
+	if v := mustSeries(t, mfs, "kstat_exporter_pids_dropped"); v != 2 {
+		t.Errorf("kstat_exporter_pids_dropped = %v, want 2", v)
+	}
+	// The kept pids' fork counts are the forks each helper made.
+	for _, h := range helpers {
+		if v, ok := series(mfs, "kstat_tracer_forks_total", "pid="+h.pid); got[h.pid] && (!ok || v != float64(h.forks)) {
+			t.Errorf("kstat_tracer_forks_total{pid=%s} = %v, the helper forked %d times", h.pid, v, h.forks)
+		}
+	}
+	t.Logf("activity %v; kept %v", scores, gotPids)
+}
+
+// treeSource is the part of the tree API's JSON the tests read.
+type treeSource struct {
+	Name   string
+	Values []struct {
+		Name      string
+		Value     json.RawMessage
+		Flag      string
+		Aggregate string
+	}
+	Sources []*treeSource
+}
+
+func (s *treeSource) sub(name string) *treeSource {
+	for _, c := range s.Sources {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *treeSource) value(name string) float64 {
+	for _, v := range s.Values {
+		if v.Name == name {
+			f, _ := strconv.ParseFloat(string(v.Value), 64)
+			return f
+		}
+	}
+	return -1
+}
+
+func getTree(t *testing.T, base, path string) treeSource {
+	t.Helper()
+	code, body := httpDo(t, "GET", base+"/api/v1/tree/"+path, "")
+	var s treeSource
+	if err := json.Unmarshal([]byte(body), &s); err != nil || code != 200 {
+		t.Fatalf("GET /api/v1/tree/%s: %d %v", path, code, err)
+	}
+	return s
 }
