@@ -186,19 +186,31 @@ func (d *testDaemon) stop(t testing.TB) {
 // as soon as exited (may be nil) is closed.
 func waitForFile(t testing.TB, path string, timeout time.Duration, exited <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.After(timeout)
 	for {
-		if _, err := os.Stat(path); err == nil {
-			return
+		// Stat in a goroutine: on a mount whose server does not answer
+		// it blocks until the server dies, and the test must not.
+		found := make(chan bool, 1)
+		go func() {
+			_, err := os.Stat(path)
+			found <- err == nil
+		}()
+		select {
+		case ok := <-found:
+			if ok {
+				return
+			}
+		case <-exited:
+			t.Fatalf("the process exited before %s appeared", path)
+		case <-deadline:
+			t.Fatalf("%s did not appear within %v", path, timeout)
 		}
 		select {
 		case <-exited:
 			t.Fatalf("the process exited before %s appeared", path)
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-deadline:
 			t.Fatalf("%s did not appear within %v", path, timeout)
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
