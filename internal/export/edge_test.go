@@ -81,7 +81,9 @@ func TestCollisions(t *testing.T) {
 	add(t, root, statsfs.NewSource("io_q"), oneTable, 2)   // duplicate of a.b
 	add(t, root, statsfs.NewSource("io-q"), totalGauge, 3) // gauge in a counter family
 	add(t, root, statsfs.NewSource("IO_Q"), oneGauge, 5)   // its own gauge family
-	add(t, root, statsfs.NewSource("io_q_"), oneTable, 4)  // duplicate again
+	// A value named like one of the exporter's own metrics.
+	add(t, root, statsfs.NewSource("build"), statsfs.NewTable(statsfs.Value{Name: "info", Help: "Not the build.", Type: statsfs.U64, Flag: statsfs.Floating}), 9)
+	add(t, root, statsfs.NewSource("io_q_"), oneTable, 4) // duplicate again
 	c := New(root, Options{})
 	want := `
 # HELP kstat_io_q_x_bytes_total X.
@@ -90,9 +92,9 @@ kstat_io_q_x_bytes_total 1
 # HELP kstat_io_q_x_bytes X as a gauge.
 # TYPE kstat_io_q_x_bytes gauge
 kstat_io_q_x_bytes 5
-# HELP kstat_exporter_series_dropped Series this scrape left out: duplicate (same name and labels as an earlier one) or conflict (same name as a family of the other metric type).
+# HELP kstat_exporter_series_dropped Series this scrape left out: duplicate (same name and labels as an earlier one) or conflict (same name as a family of the other metric type, or as one of kstat's own metrics).
 # TYPE kstat_exporter_series_dropped gauge
-kstat_exporter_series_dropped{reason="conflict"} 1
+kstat_exporter_series_dropped{reason="conflict"} 2
 kstat_exporter_series_dropped{reason="duplicate"} 2
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "kstat_io_q_x_bytes_total", "kstat_io_q_x_bytes", "kstat_exporter_series_dropped"); err != nil {

@@ -71,7 +71,8 @@ type Collector struct {
 	pidIndex  map[string]int
 	seen      map[uint64]struct{} // hashes of this scrape's series
 	seed      maphash.Seed
-	conflicts int // this scrape's series dropped as type conflicts
+	conflicts int             // this scrape's series dropped as conflicts
+	reserved  map[string]bool // names of the extras (see Collector.extras)
 }
 
 // sourceEntry caches what one source contributes to names and labels.
@@ -177,13 +178,18 @@ func New(root *statsfs.Source, opts Options) *Collector {
 		pidsDroppedDesc: prometheus.NewDesc(ns+"_exporter_pids_dropped",
 			"Pids whose series this scrape left out to keep within the pid budget (--metrics-max-pids).", nil, nil),
 		seriesDroppedDesc: prometheus.NewDesc(ns+"_exporter_series_dropped",
-			"Series this scrape left out: duplicate (same name and labels as an earlier one) or conflict (same name as a family of the other metric type).",
+			"Series this scrape left out: duplicate (same name and labels as an earlier one) or conflict (same name as a family of the other metric type, or as one of kstat's own metrics).",
 			[]string{"reason"}, nil),
 		sources:  map[*statsfs.Source]*sourceEntry{},
 		families: map[string]*family{},
 		pidIndex: map[string]int{},
 		seen:     map[uint64]struct{}{},
 		seed:     maphash.MakeSeed(),
+	}
+	// The tree's values never take the names of the extras.
+	c.reserved = map[string]bool{}
+	for _, n := range []string{"_scrape_collector_duration_seconds", "_scrape_collector_success", "_build_info", "_exporter_pids_dropped", "_exporter_series_dropped"} {
+		c.reserved[ns+n] = true
 	}
 	c.build = prometheus.MustNewConstMetric(c.buildDesc, prometheus.GaugeValue, 1,
 		opts.Version, opts.Commit, runtime.Version())
@@ -472,7 +478,8 @@ func (c *Collector) newValue(e *sourceEntry, v *statsfs.Value, aggregate bool) v
 		f = &family{name: name, help: help(name, v, aggregate), counter: counter}
 		c.families[name] = f
 	}
-	return valueEntry{v: v, aggregate: aggregate, fam: f, conflict: f.counter != counter}
+	conflict := f.counter != counter || c.reserved[name]
+	return valueEntry{v: v, aggregate: aggregate, fam: f, conflict: conflict}
 }
 
 // budget marks which pids keep their series: all of them when they are no
