@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -61,7 +62,12 @@ func MountedAt(dir string) (fstype string, ok bool) {
 		return "", false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return mountedIn(f, dir)
+}
+
+// mountedIn is MountedAt over a mountinfo file.
+func mountedIn(r io.Reader, dir string) (fstype string, ok bool) {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		point, typ, valid := parseMountinfo(sc.Text())
@@ -77,7 +83,7 @@ func MountedAt(dir string) (fstype string, ok bool) {
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 func parseMountinfo(line string) (point, fstype string, ok bool) {
-	fields := strings.Fields(line)
+	fields := strings.Split(line, " ") // the kernel escapes spaces in paths
 	if len(fields) < 10 {
 		return "", "", false
 	}
