@@ -79,26 +79,8 @@ var infoTable = statsfs.NewTable(statsfs.Value{
 	Name: "ppid", Help: "the parent's process id when the tracer first saw the group", Type: statsfs.U32, Flag: statsfs.Floating,
 })
 
-// Slots of globalTable.
-const (
-	gProcs = iota
-	gAllocs
-	gCreated
-	gRemoved
-	gEvicted
-	gProcsDropped
-	gAllocsDropped
-	gAllocsDroppedBytes
-	gMissedFrees
-	gStaleAllocs
-	gStackErrors
-	gLockUnmatched
-	gLockDropped
-	gExits
-)
-
 // globalTable holds what the tracer could not see, so that false leaks
-// and missing counts are explainable.
+// and missing counts are explainable. update fills it in this order.
 var globalTable = statsfs.NewTable(
 	gauge("procs_tracked", "processes in the tracer's map now", ""),
 	gauge("allocs_tracked", "outstanding allocations in the tracer's map now", ""),
