@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -318,8 +319,9 @@ func TestFunctions(t *testing.T) {
 }
 
 // TestProgramCost logs each program's average run time per event, from
-// kernel.bpf_stats_enabled, over a mixed workload. It asserts nothing
-// about speed.
+// kernel.bpf_stats_enabled, over a mixed workload (pipes, lock contention,
+// forks), with every allocation stack captured, one in 16, and none. It
+// asserts nothing about speed.
 func TestProgramCost(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.RawTracepoint) // tp_btf; the Tracing probe needs fentry
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
@@ -327,25 +329,40 @@ func TestProgramCost(t *testing.T) {
 		t.Fatalf("enabling kernel.bpf_stats_enabled: %v", err)
 	}
 	defer stats.Close()
-	tr := openTracer(t, Options{StackEvery: 1})
-	h := startHelper(t, "pipes", "KSTAT_PIPES=256")
-	c := startHelper(t, "contend", "KSTAT_THREADS=8", "KSTAT_MS=300")
-	f := startHelper(t, "forkexec", "KSTAT_FORKS=20")
-	for range 5 {
-		h.Do("open")
-		h.Do("close")
-	}
-	c.Do("go")
-	f.Do("go")
-	for name, p := range tr.Programs() {
-		s, err := p.Stats()
+	for _, every := range []uint32{1, 16, 0} {
+		tr, err := Open(Options{StackEvery: every})
 		if err != nil {
 			t.Fatal(err)
 		}
-		per := 0.0
-		if s.RunCount > 0 {
-			per = float64(s.Runtime.Nanoseconds()) / float64(s.RunCount)
+		h := startHelper(t, "pipes", "KSTAT_PIPES=256")
+		c := startHelper(t, "contend", "KSTAT_THREADS=8", "KSTAT_MS=300")
+		f := startHelper(t, "forkexec", "KSTAT_FORKS=20")
+		for range 5 {
+			h.Do("open")
+			h.Do("close")
 		}
-		t.Logf("%-20s %9d runs %8.0f ns/event", name, s.RunCount, per)
+		c.Do("go")
+		f.Do("go")
+		names := make([]string, 0, 9)
+		progs := tr.Programs()
+		for name := range progs {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			s, err := progs[name].Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := 0.0
+			if s.RunCount > 0 {
+				per = float64(s.Runtime.Nanoseconds()) / float64(s.RunCount)
+			}
+			t.Logf("stack 1/%-2d %-20s %9d runs %6.0f ns/event", every, name, s.RunCount, per)
+		}
+		tr.Close()
+		h.Stop()
+		c.Stop()
+		f.Stop()
 	}
 }
