@@ -3,11 +3,13 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // FunctionNames are the kernel functions the original kprobe tracer
@@ -62,6 +64,14 @@ func AttachFunctions() (*Functions, error) {
 			if f.Method != "" && method != f.Method {
 				continue
 			}
+			if method == "kprobe" {
+				// Without the perf kprobe PMU, kprobes go through
+				// tracefs's kprobe_events.
+				if err := EnsureTracefs(); err != nil {
+					reasons = append(reasons, "kprobe: "+err.Error())
+					continue
+				}
+			}
 			for _, name := range alts {
 				err := f.attach(method, name, i)
 				if err == nil {
@@ -69,7 +79,7 @@ func AttachFunctions() (*Functions, error) {
 					f.names = append(f.names, name)
 					break
 				}
-				reasons = append(reasons, fmt.Sprintf("%s %s: %v", method, name, err))
+				reasons = append(reasons, fmt.Sprintf("%s %s: %s", method, name, explain(method, err)))
 			}
 			if ok {
 				break
@@ -81,6 +91,17 @@ func AttachFunctions() (*Functions, error) {
 		}
 	}
 	return f, nil
+}
+
+// explain says in a few words why method failed, keeping the error.
+func explain(method string, err error) string {
+	switch {
+	case method == "fentry" && errors.Is(err, unix.EPERM):
+		return "operation not permitted (kernel lockdown, or no CAP_BPF and CAP_PERFMON privilege)"
+	case method == "kprobe" && errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("kernel without kprobe support (no perf kprobe PMU, no tracefs kprobe_events): %v", err)
+	}
+	return err.Error()
 }
 
 func (f *Functions) attach(method, name string, slot int) error {
