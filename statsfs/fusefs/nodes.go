@@ -315,7 +315,7 @@ func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32
 	}
 	h.write = func(text string) (string, syscall.Errno) {
 		if !isZero(text) {
-			return "only 0 (to clear the value) may be written", syscall.EINVAL
+			return "only 0 (to clear the value) may be written: " + quote(text), syscall.EINVAL
 		}
 		if err := n.ref.Clear(); err != nil {
 			return err.Error(), errnoOf(err)
@@ -379,7 +379,7 @@ func (h *handle) Write(_ context.Context, data []byte, _ int64) (uint32, syscall
 	h.fs.req.Writes.Add(1)
 	text := strings.TrimSpace(string(data))
 	if reason, errno := h.write(text); errno != 0 {
-		h.fs.refuse(h.path, "write", reason+": "+quote(text), errno)
+		h.fs.refuse(h.path, "write", reason, errno)
 		return 0, errno
 	}
 	return uint32(len(data)), 0
