@@ -38,8 +38,13 @@ func gauge(name, help, unit string) statsfs.Value {
 	return statsfs.Value{Name: name, Help: help, Type: statsfs.U64, Unit: unit, Aggr: statsfs.Sum, Flag: statsfs.Floating}
 }
 
-func seconds(name, help string, aggr statsfs.Aggr) statsfs.Value {
-	return statsfs.Value{Name: name, Help: help, Type: statsfs.F64, Unit: "seconds", Aggr: aggr, ReadOnly: true}
+func seconds(name, help string) statsfs.Value {
+	return statsfs.Value{Name: name, Help: help, Type: statsfs.F64, Unit: "seconds", Aggr: statsfs.Sum, ReadOnly: true}
+}
+
+// longest is a maximum wait: a gauge, the maximum over a subtree.
+func longest(name, help string) statsfs.Value {
+	return statsfs.Value{Name: name, Help: help, Type: statsfs.F64, Unit: "seconds", Aggr: statsfs.Max, Flag: statsfs.Floating}
 }
 
 // procTable is the per-process table; added without a record to tracer/
@@ -55,21 +60,21 @@ var procTable = func() *statsfs.Table {
 		count("kfree_calls", "kfree calls (kmem:kfree)", ""),
 		count("cache_alloc_calls", "kmem_cache_alloc calls (kmem:kmem_cache_alloc)", ""),
 		count("cache_free_calls", "kmem_cache_free calls (kmem:kmem_cache_free)", ""),
-		count("bytes_requested", "bytes requested from kmalloc and kmem_cache_alloc", "bytes"),
-		count("bytes_allocated", "bytes handed out by kmalloc and kmem_cache_alloc (with slab rounding)", "bytes"),
-		count("bytes_freed", "bytes of the group's allocations freed again, by anyone", "bytes"),
-		gauge("bytes_outstanding", "bytes of the group's allocations not freed yet", "bytes"),
+		count("requested_bytes", "bytes requested from kmalloc and kmem_cache_alloc", "bytes"),
+		count("allocated_bytes", "bytes handed out by kmalloc and kmem_cache_alloc (with slab rounding)", "bytes"),
+		count("freed_bytes", "bytes of the group's allocations freed again, by anyone", "bytes"),
+		gauge("outstanding_bytes", "bytes of the group's allocations not freed yet", "bytes"),
 		gauge("allocs_outstanding", "allocations of the group not freed yet", ""),
 		count("failed_allocs", "allocations that returned NULL", ""),
 		count("lock_contentions", "contended lock acquisitions (lock:contention_begin/end), all kinds", ""),
-		seconds("lock_wait_seconds", "time spent waiting for contended locks, all kinds", statsfs.Sum),
-		seconds("lock_max_wait_seconds", "longest wait for one contended lock", statsfs.Max),
+		seconds("lock_wait_seconds", "time spent waiting for contended locks, all kinds"),
+		longest("lock_max_wait_seconds", "longest wait for one contended lock"),
 	}
 	for _, k := range LockKinds {
 		vs = append(vs,
 			count("lock_"+k+"_contentions", "contended "+k+" acquisitions", ""),
-			seconds("lock_"+k+"_wait_seconds", "time spent waiting for contended "+k+"es", statsfs.Sum),
-			seconds("lock_"+k+"_max_wait_seconds", "longest wait for one contended "+k, statsfs.Max),
+			seconds("lock_"+k+"_wait_seconds", "time spent waiting for contended locks of kind "+k),
+			longest("lock_"+k+"_max_wait_seconds", "longest wait for one contended lock of kind "+k),
 		)
 	}
 	return statsfs.NewTable(vs...)
