@@ -366,3 +366,67 @@ func TestProgramCost(t *testing.T) {
 		f.Stop()
 	}
 }
+
+// Entries of processes that are gone (here: a procfs without them) are
+// removed by user space and counted as evicted.
+func TestEvictGone(t *testing.T) {
+	tr := openTracer(t, Options{Proc: t.TempDir()})
+	h := startHelper(t, "forkexec", "KSTAT_FORKS=1")
+	h.Do("go")
+	procs, err := tr.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Pid != 0 {
+			t.Errorf("pid %d kept though absent from the given procfs", p.Pid)
+		}
+	}
+	c, err := tr.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ProcsEvicted == 0 {
+		t.Errorf("nothing evicted: %+v", c)
+	}
+}
+
+// Stack sampling: with stack_every 0 no allocation has a stack, with 1
+// every tracked one does (or counts a stack error); counts stay exact.
+func TestStackSampling(t *testing.T) {
+	h := startHelper(t, "pipes", "KSTAT_PIPES=16")
+	tr := openTracer(t, Options{Pids: []uint32{h.Pid}})
+	h.Do("open")
+	allocs, err := tr.Allocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) == 0 {
+		t.Fatal("no allocations tracked")
+	}
+	for _, a := range allocs {
+		if a.StackID >= 0 {
+			t.Fatalf("stack %d captured with sampling off", a.StackID)
+		}
+	}
+	h.Do("close")
+	if err := tr.SetStackEvery(1); err != nil {
+		t.Fatal(err)
+	}
+	c0, _ := tr.Counters()
+	h.Do("open")
+	allocs, err = tr.Allocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, _ := tr.Counters()
+	with := 0
+	for _, a := range allocs {
+		if a.StackID >= 0 {
+			with++
+		}
+	}
+	if with == 0 || uint64(with)+(c1.StackErrors-c0.StackErrors) < 3*16 {
+		t.Errorf("%d of %d allocations with a stack (%d stack errors) for 16 pipes", with, len(allocs), c1.StackErrors-c0.StackErrors)
+	}
+}
