@@ -33,6 +33,10 @@ var columns = []column{
 	{name: "out_allocs", num: func(p *Proc) uint64 { return p.AllocsOut }},
 	{name: "failed", num: func(p *Proc) uint64 { return p.Failed }},
 	{name: "locks", num: (*Proc).Contentions},
+	{name: "mutex", num: func(p *Proc) uint64 { return p.LockCount[lockMutex] }},
+	{name: "rwsem", num: func(p *Proc) uint64 { return p.LockCount[lockRwsemRead] + p.LockCount[lockRwsemWrite] }},
+	{name: "spin", num: func(p *Proc) uint64 { return p.LockCount[lockSpinlock] + p.LockCount[lockRwlock] }},
+	{name: "sem", num: func(p *Proc) uint64 { return p.LockCount[lockSemaphore] }},
 	{name: "wait_us", num: func(p *Proc) uint64 { return p.WaitNs() / 1000 }},
 	{name: "max_wait_us", num: func(p *Proc) uint64 { return p.MaxWaitNs() / 1000 }},
 }

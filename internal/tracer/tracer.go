@@ -17,8 +17,19 @@ import (
 	tracerbpf "github.com/kstat/kstat/internal/bpf/tracer"
 )
 
-// Lock kinds, in the order of the BPF program's enum lock_kind.
+// LockKinds names the lock kinds, in the order of the BPF program's enum
+// lock_kind (classified from contention_begin's flags as perf lock does).
 var LockKinds = [...]string{"mutex", "rwsem_read", "rwsem_write", "spinlock", "rwlock", "semaphore", "rtmutex", "percpu_rwsem"}
+
+// Indexes into LockKinds.
+const (
+	lockMutex = iota
+	lockRwsemRead
+	lockRwsemWrite
+	lockSpinlock
+	lockRwlock
+	lockSemaphore
+)
 
 // Global counter slots, in the order of the BPF program's enum counter.
 const (
