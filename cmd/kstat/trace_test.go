@@ -133,7 +133,7 @@ func TestTracePlainRows(t *testing.T) {
 		t.Fatalf("%d tables in 1s at 200ms:\n%s", len(tables), outText)
 	}
 	lines := strings.Split(strings.TrimSpace(tables[len(tables)-1]), "\n")
-	if len(lines) < 3 || !strings.HasPrefix(strings.TrimSpace(lines[1]), "PID PPID") {
+	if len(lines) < 3 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "PID PPID COMM FORKS") {
 		t.Fatalf("last table:\n%s", tables[len(tables)-1])
 	}
 	self := false
