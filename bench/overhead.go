@@ -180,7 +180,8 @@ func socketLoop(n int) (time.Duration, error) {
 }
 
 // tracerOverhead times the socket loop with the tracer's programs attached
-// and detached (tracer/enable 1 and 0).
+// and detached (tracer/enable 1 and 0), and attached without stack
+// sampling (tracer/stack_every 0) to tell the stack captures' share.
 func (h *harness) tracerOverhead() error {
 	const sec, what, target = "3", "kmalloc-heavy workload slowdown with the tracer", "≤ 15%"
 	switch {
@@ -192,44 +193,63 @@ func (h *harness) tracerOverhead() error {
 		return nil
 	}
 	d := h.daemon
+	stackEvery, _ := d.get("tracer/stack_every")
 	if _, err := socketLoop(h.cfg.sockets / 4); err != nil { // warm up
 		return err
 	}
-	var with, without []time.Duration
+	const off, on, nostack = 0, 1, 2
+	modes := []string{"without", "with", "with, stack_every=0"}
+	order := []int{off, on, nostack, nostack, on, off, off, nostack, on}
+	if stackEvery == "" {
+		order = []int{off, on, on, off, off, on}
+	}
+	times := make([][]time.Duration, 3)
 	var runs []string
-	for _, on := range alternate(3) {
-		v := "0"
-		if on {
-			v = "1"
-		}
-		if err := d.set("tracer/enable", v); err != nil {
+	for _, m := range order {
+		if err := d.set("tracer/enable", map[bool]string{true: "1", false: "0"}[m != off]); err != nil {
 			return err
+		}
+		if stackEvery != "" {
+			se := stackEvery
+			if m == nostack {
+				se = "0"
+			}
+			if err := d.set("tracer/stack_every", se); err != nil {
+				return err
+			}
 		}
 		time.Sleep(300 * time.Millisecond)
 		links := heldLinks(d.pid)
-		if tp := links["tracing"] + links["perf_event"] + links["raw_tracepoint"]; on && tp == 0 {
+		if tp := links["tracing"] + links["perf_event"] + links["raw_tracepoint"]; m != off && tp == 0 {
 			return errors.New("tracer/enable=1 but the daemon holds no tracepoint link")
 		}
 		t, err := socketLoop(h.cfg.sockets)
 		if err != nil {
 			return err
 		}
-		if on {
-			with = append(with, t)
-		} else {
-			without = append(without, t)
+		times[m] = append(times[m], t)
+		runs = append(runs, fmt.Sprintf("%s %s", modes[m], t.Round(time.Millisecond)))
+	}
+	if stackEvery != "" {
+		if err := d.set("tracer/stack_every", stackEvery); err != nil {
+			return err
 		}
-		runs = append(runs, fmt.Sprintf("%s %s", map[bool]string{true: "with", false: "without"}[on], t.Round(time.Millisecond)))
 	}
 	if err := d.set("tracer/enable", "1"); err != nil {
 		return err
 	}
-	mw, mo := median(with), median(without)
+	per := func(t time.Duration) float64 { return float64(t) / 1e3 / float64(h.cfg.sockets) }
+	mo, mw := median(times[off]), median(times[on])
 	slow := float64(mw-mo) / float64(mo) * 100
-	h.measured(sec, fmt.Sprintf("socket open/close × %d, median of %d: without / with tracer", h.cfg.sockets, len(with)),
-		fmt.Sprintf("%s / %s (%.2f / %.2f µs per socket)", mo.Round(time.Millisecond), mw.Round(time.Millisecond),
-			float64(mo)/1e3/float64(h.cfg.sockets), float64(mw)/1e3/float64(h.cfg.sockets)), "", true)
+	h.measured(sec, fmt.Sprintf("socket open/close × %d, median of %d: without / with tracer (stack_every=%s)", h.cfg.sockets, len(times[on]), dash(stackEvery)),
+		fmt.Sprintf("%s / %s (%.2f / %.2f µs per socket)", mo.Round(time.Millisecond), mw.Round(time.Millisecond), per(mo), per(mw)), "", true)
 	h.measured(sec, what, fmt.Sprintf("%.1f%%", slow), target, slow <= 15)
+	if len(times[nostack]) > 0 {
+		mn := median(times[nostack])
+		s0 := float64(mn-mo) / float64(mo) * 100
+		h.measured(sec, "the same with tracer/stack_every=0 (no stack captures)",
+			fmt.Sprintf("%.1f%% (%.2f µs per socket)", s0, per(mn)), target, s0 <= 15)
+	}
 	h.notef("socket loop runs in order: %s", strings.Join(runs, ", "))
 	return nil
 }

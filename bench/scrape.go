@@ -40,6 +40,9 @@ type exporter struct {
 	allocs []float64 // go_memstats_alloc_bytes_total at each scrape
 	bytes  int
 	series int
+	// collectors holds kstat_scrape_collector_duration_seconds by
+	// collector, one value per recorded scrape.
+	collectors map[string][]time.Duration
 }
 
 func newExporter(name, addr string) *exporter {
@@ -86,6 +89,15 @@ func (e *exporter) scrape(record bool) error {
 		e.series++
 		if v, ok := bytes.CutPrefix(l, []byte("go_memstats_alloc_bytes_total ")); ok {
 			alloc, _ = strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+		}
+		if v, ok := bytes.CutPrefix(l, []byte(`kstat_scrape_collector_duration_seconds{collector="`)); ok {
+			name, val, ok := bytes.Cut(v, []byte(`"} `))
+			if f, err := strconv.ParseFloat(string(bytes.TrimSpace(val)), 64); ok && err == nil {
+				if e.collectors == nil {
+					e.collectors = map[string][]time.Duration{}
+				}
+				e.collectors[string(name)] = append(e.collectors[string(name)], time.Duration(f*1e9))
+			}
 		}
 	}
 	e.allocs = append(e.allocs, alloc)
@@ -295,6 +307,25 @@ func (h *harness) scrapeCost() error {
 		}
 		h.measured(sec, fmt.Sprintf("%s /metrics median / p99 (%d scrapes); alloc per scrape; body, series", e.name, len(e.lat)),
 			fmt.Sprintf("%s / %s; %s; %.0f kB, %d series", us(median(e.lat)), us(percentile(e.lat, 0.99)), alloc, float64(e.bytes)/1000, e.series), "", true)
+	}
+	if ks != nil && len(ks.collectors) > 0 {
+		type col struct {
+			name string
+			d    time.Duration
+		}
+		var cols []col
+		var sum time.Duration
+		for n, ds := range ks.collectors {
+			cols = append(cols, col{n, median(ds)})
+			sum += median(ds)
+		}
+		sort.Slice(cols, func(i, j int) bool { return cols[i].d > cols[j].d })
+		var top []string
+		for _, c := range cols[:min(4, len(cols))] {
+			top = append(top, fmt.Sprintf("%s %s", c.name, us(c.d)))
+		}
+		h.measured(sec, fmt.Sprintf("kstat: its %d collectors' own read time per scrape (median of kstat_scrape_collector_duration_seconds), largest", len(cols)),
+			fmt.Sprintf("%s in all; %s", us(sum), strings.Join(top, ", ")), "", true)
 	}
 	if ks != nil && ne != nil {
 		r := float64(median(ks.lat)) / float64(median(ne.lat))
