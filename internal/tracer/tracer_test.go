@@ -269,9 +269,14 @@ func TestPidReuse(t *testing.T) {
 // Tiny maps: events beyond them are dropped and counted, nothing breaks.
 func TestMapFull(t *testing.T) {
 	tr := openTracer(t, Options{MaxProcs: 4, MaxAllocs: 16})
-	h := startHelper(t, "forkexec", "KSTAT_FORKS=4")
-	h.Do("go")
-	time.Sleep(200 * time.Millisecond)
+	// Six processes alive at once, each allocating, for four slots.
+	var hs []*helper
+	for range 6 {
+		hs = append(hs, startHelper(t, "pipes", "KSTAT_PIPES=4"))
+	}
+	for _, h := range hs {
+		h.Do("open")
+	}
 	c, err := tr.Counters()
 	if err != nil {
 		t.Fatal(err)
