@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -37,9 +38,9 @@ func init() {
 }
 
 // startTracer adds tracer/ with its knobs (enable, pids, sort,
-// stack_every), the report and functions_status files. The programs are
-// attached only while tracer/enable is 1; at shutdown everything is
-// detached.
+// stack_every), the report and functions_status files. The programs (and
+// the named-function counters, where the kernel allows them) are attached
+// only while tracer/enable is 1; at shutdown everything is detached.
 func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 	pids := make([]uint32, len(opts.pids))
 	for i, p := range opts.pids {
@@ -60,16 +61,11 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 	}
 	d.root.AddSubordinate(src)
 	d.collectors.Add(svc.Collector())
-	fns, err := tracer.AttachFunctions()
-	svc.SetFunctions(fns, err)
-	if err != nil {
-		d.log.Info("tracer: named kernel function counters", "status", err)
-	}
 	if opts.enable {
 		if err := svc.SetEnabled(true); err != nil {
 			d.log.Error("tracer: not enabled", "err", err)
 		} else {
-			d.log.Info("tracer: enabled")
+			d.log.Info("tracer: enabled", "functions", strings.TrimSpace(svc.FunctionsStatus()))
 		}
 	}
 	d.Go(func() {

@@ -15,6 +15,8 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+var errDisabled = errors.New("not attached: the tracer is disabled (write 1 to tracer/enable)")
+
 // MaxPids is how many pids the filter holds.
 const MaxPids = 1024
 
@@ -42,7 +44,7 @@ type Service struct {
 // (normally "tracer"). opts.Pids is the initial filter.
 func NewService(src *statsfs.Source, opts Options) (*Service, error) {
 	s := &Service{opts: opts, src: src, sortBy: "out_bytes", every: opts.StackEvery,
-		fnErr: errors.New("not probed yet")}
+		fnErr: errDisabled}
 	s.refresh = collector.NewRefresher("tracer", s.read)
 	v, err := newView(src, s.refresh.Record)
 	if err != nil {
@@ -148,7 +150,14 @@ func (s *Service) SetEnabled(on bool) error {
 			return err
 		}
 		s.tr = tr
+		// The named-function counters cost on every lock and
+		// allocation too: attached only while enabled.
+		s.fns, s.fnErr = AttachFunctions()
 	} else {
+		if s.fns != nil {
+			_ = s.fns.Close()
+		}
+		s.fns, s.fnErr = nil, errDisabled
 		if c, err := s.tr.Counters(); err == nil {
 			s.base = addCounters(s.base, c)
 		}
@@ -165,16 +174,7 @@ func (s *Service) SetEnabled(on bool) error {
 }
 
 // Close detaches the programs and the function counters.
-func (s *Service) Close() error {
-	err := s.SetEnabled(false)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fns != nil {
-		err = errors.Join(err, s.fns.Close())
-		s.fns, s.fnErr = nil, errors.New("detached")
-	}
-	return err
-}
+func (s *Service) Close() error { return s.SetEnabled(false) }
 
 // Pids returns the filter, ascending.
 func (s *Service) Pids() []uint32 {
@@ -274,14 +274,6 @@ func (s *Service) Report() string {
 		return fmt.Sprintf("tracer: %v\n", err)
 	}
 	return FormatTable(s.procs, s.sortBy, 0)
-}
-
-// SetFunctions records the outcome of AttachFunctions; the service closes
-// f when it closes.
-func (s *Service) SetFunctions(f *Functions, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fns, s.fnErr = f, err
 }
 
 // FunctionsStatus is the text of tracer/functions_status: the method and

@@ -72,6 +72,9 @@ func TestServiceBadInput(t *testing.T) {
 	if s.Enabled() {
 		t.Error("enabled by default")
 	}
+	if got := s.FunctionsStatus(); !strings.Contains(got, "disabled") {
+		t.Errorf("functions_status of a disabled tracer: %q", got)
+	}
 }
 
 func readValue(t *testing.T, src *statsfs.Source, name string) uint64 {
@@ -96,6 +99,9 @@ func TestServiceTree(t *testing.T) {
 	}
 	if err := k["enable"].Set("1"); err != nil {
 		t.Fatal(err)
+	}
+	if st := s.FunctionsStatus(); !strings.HasPrefix(st, "not supported: ") && !strings.HasPrefix(st, "attached (") {
+		t.Errorf("functions_status when enabled: %q", st)
 	}
 	h.Do("go")
 	time.Sleep(collector.MaxAge + 10*time.Millisecond)
