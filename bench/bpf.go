@@ -149,7 +149,6 @@ func (h *harness) bpfCost() error {
 
 	var tbl strings.Builder
 	tbl.WriteString("| id | program | type | events | run time | ns/event | most events under |\n|---|---|---|---|---|---|---|\n")
-	var nfRun time.Duration
 	var nfCount uint64
 	for _, p := range first {
 		t := tallies[p.id]
@@ -162,7 +161,6 @@ func (h *harness) bpfCost() error {
 		case t.count == 0:
 			h.measured(sec, fmt.Sprintf("%s (%s)", p.name, p.typ), "no events under the loads", "", true)
 		case p.typ == ebpf.Netfilter:
-			nfRun += t.runtime
 			nfCount += t.count
 			ns := float64(t.runtime) / float64(t.count)
 			h.measured(sec, fmt.Sprintf("netfilter counter %s, ns per packet (%d packets)", p.name, t.count), fmt.Sprintf("%.0f ns", ns), "≤ 50 ns", ns <= 50)

@@ -60,9 +60,9 @@ func (h *harness) goBenchmarks() error {
 	}
 	lines := medianBench(parseBench(string(out)))
 	var tbl strings.Builder
-	tbl.WriteString("| benchmark | ns/op | B/op | allocs/op |\n|---|---|---|---|\n")
+	tbl.WriteString("| benchmark | time/op | B/op | allocs/op | other metrics |\n|---|---|---|---|---|\n")
 	for _, l := range lines {
-		fmt.Fprintf(&tbl, "| %s | %s | %s | %s |\n", l.name, durNs(l.nsPerOp), num(l.bPerOp), num(l.allocs))
+		fmt.Fprintf(&tbl, "| %s | %s | %s | %s | %s |\n", l.name, durNs(l.nsPerOp), num(l.bPerOp), num(l.allocs), dash(l.extra))
 	}
 	h.detail(fmt.Sprintf("Go benchmarks, median of -count %d (raw output for benchstat in %s)", h.cfg.benchCount, path),
 		fmt.Sprintf("`go %s`\n\n%s\n<details><summary>raw output</summary>\n\n```\n%s\n```\n</details>", strings.Join(args, " "), tbl.String(), strings.TrimSpace(string(out))))

@@ -52,7 +52,7 @@ func main() {
 	flag.DurationVar(&c.scrapeGap, "scrape-gap", 60*time.Millisecond, "time between scrape rounds; above the collectors' 50ms cache so every kstat scrape reads /proc")
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle window for the daemon's footprint")
 	flag.DurationVar(&c.iperfTime, "iperf-time", 10*time.Second, "length of one iperf3 run (at least 10s)")
-	flag.IntVar(&c.iperfPairs, "iperf-pairs", 3, "iperf3 runs with and without KSTAT, alternated")
+	flag.IntVar(&c.iperfPairs, "iperf-pairs", 5, "iperf3 runs with and without KSTAT, alternated")
 	flag.IntVar(&c.sockets, "sockets", 200000, "socket open/close iterations of one kmalloc-workload run")
 	flag.IntVar(&c.execs, "execs", 400, "fork/exec/exit of /bin/true in the BPF cost phase")
 	flag.IntVar(&c.fuseReads, "fuse-reads", 2000, "reads of a FUSE value file and of /proc/meminfo")

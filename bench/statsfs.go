@@ -21,6 +21,7 @@ type benchLine struct {
 	nsPerOp float64 // ns/op
 	bPerOp  float64 // B/op, -1 when absent
 	allocs  float64 // allocs/op, -1 when absent
+	extra   string  // other reported metrics, such as "179.1 prog-ns/pkt"
 }
 
 var benchLineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
@@ -45,7 +46,10 @@ func parseBench(out string) []benchLine {
 				b.bPerOp = v
 			case "allocs/op":
 				b.allocs = v
+			default:
+				b.extra = strings.TrimSpace(b.extra + " " + f[i-1] + " " + f[i])
 			}
+			i++
 		}
 		res = append(res, b)
 	}
