@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/netns"
 	"github.com/kstat/kstat/internal/netout"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -37,7 +38,7 @@ func init() {
 // drops the fd-held links and the program with the process.
 func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 	if opts.netns != "" {
-		if err := netout.InNetNS(opts.netns, func() error { return nil }); err != nil {
+		if err := netns.Do(opts.netns, func() error { return nil }); err != nil {
 			return fmt.Errorf("--netns: %w", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	bpfnetout "github.com/kstat/kstat/internal/bpf/netout"
+	"github.com/kstat/kstat/internal/netns"
 	"github.com/kstat/kstat/internal/testutil"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkProgram(b *testing.B) {
 			prog := coll.Programs[name]
 			ns := testutil.NewNetNS(b)
 			var links []link.Link
-			if err := InNetNS(ns.Path, func() error {
+			if err := netns.Do(ns.Path, func() error {
 				for _, pf := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
 					l, err := attachFree(prog, pf)
 					if err != nil {

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"runtime"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -19,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	bpfnetout "github.com/kstat/kstat/internal/bpf/netout"
+	"github.com/kstat/kstat/internal/netns"
 )
 
 // Family is an address family the program tells apart.
@@ -183,10 +182,10 @@ func (c *Counter) ProgramID() (ebpf.ProgramID, error) {
 func (c *Counter) Program() *ebpf.Program { return c.prog }
 
 // Attach links the program to NF_INET_LOCAL_OUT of IPv4 and IPv6 in the
-// network namespace at netns (a /run/netns/NAME or /proc/PID/ns/net file),
-// or in the calling process's namespace when netns is "". Attaching an
+// network namespace at nsPath (a /run/netns/NAME or /proc/PID/ns/net file),
+// or in the calling process's namespace when nsPath is "". Attaching an
 // attached counter does nothing.
-func (c *Counter) Attach(netns string) error {
+func (c *Counter) Attach(nsPath string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.links != nil {
@@ -203,10 +202,10 @@ func (c *Counter) Attach(netns string) error {
 		return nil
 	}
 	var err error
-	if netns == "" {
+	if nsPath == "" {
 		err = attach()
 	} else {
-		err = InNetNS(netns, attach)
+		err = netns.Do(nsPath, attach)
 	}
 	if err != nil {
 		c.closeLinks()
@@ -247,38 +246,6 @@ func attachError(pf link.NetfilterProtocolFamily, err error) error {
 		return fmt.Errorf("attaching to %s LOCAL_OUT needs CAP_NET_ADMIN (root): %w", fam, err)
 	}
 	return fmt.Errorf("attaching to %s LOCAL_OUT: %w", fam, err)
-}
-
-// InNetNS runs fn on a fresh OS thread that has joined the network
-// namespace at path, and throws the thread away afterwards, so no other
-// goroutine ever runs in that namespace. A netfilter link belongs to the
-// namespace of the thread that creates it.
-func InNetNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: a locked goroutine's thread exits with it.
-		f, err := os.Open(path)
-		if err != nil {
-			errc <- fmt.Errorf("network namespace: %w", err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			switch {
-			case errors.Is(err, unix.EINVAL):
-				err = fmt.Errorf("%s is not a network namespace file (like /run/netns/NAME or /proc/PID/ns/net): %w", path, err)
-			case errors.Is(err, unix.EPERM):
-				err = fmt.Errorf("joining network namespace %s needs CAP_SYS_ADMIN (root): %w", path, err)
-			default:
-				err = fmt.Errorf("joining network namespace %s: %w", path, err)
-			}
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // Attached reports whether the program is linked to its hooks.

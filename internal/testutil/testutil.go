@@ -16,7 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
-	"golang.org/x/sys/unix"
+	"github.com/kstat/kstat/internal/netns"
 )
 
 // RequireRoot skips the test with the reason when it does not run as root.
@@ -105,25 +105,6 @@ func (ns *NetNS) Exec(tb testing.TB, name string, args ...string) string {
 	return Run(tb, "ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
 }
 
-// Do runs fn on an OS thread that has joined the namespace; the thread is
-// thrown away afterwards, so no other goroutine ever runs in it. Sockets
-// opened by fn belong to the namespace.
-func (ns *NetNS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the thread exits with the goroutine.
-		f, err := os.Open(ns.Path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns.Path, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// Do runs fn on an OS thread that has joined the namespace (netns.Do).
+// Sockets opened by fn belong to the namespace.
+func (ns *NetNS) Do(fn func() error) error { return netns.Do(ns.Path, fn) }
