@@ -59,15 +59,10 @@ kallsyms) and a kernel with BTF.`,
 			if opts.olderThan < 0 || opts.top < 0 {
 				return fmt.Errorf("--older-than and --top must not be negative")
 			}
-			for _, p := range opts.pids {
-				if p == 0 || p > 1<<22 {
-					return fmt.Errorf("--pid %d is not a process id (1 to 4194304)", p)
-				}
+			if err := checkPids(opts.pids); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			return runLeaks(ctx, cmd.OutOrStdout(), opts)
 		},
 	}

@@ -78,9 +78,6 @@ report in the file bufstat at its mount point.`,
 				return fmt.Errorf("--watch %v: give an interval of at least 10ms", opts.watch)
 			}
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			return runReport(ctx, cmd.OutOrStdout(), collector.Paths{Proc: global.procRoot, Sys: global.sysRoot}, opts)
 		},
 	}

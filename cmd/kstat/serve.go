@@ -98,9 +98,6 @@ says what it lacks and the others keep running.`,
 }
 
 func runServe(parent context.Context, opts serveOptions) error {
-	if parent == nil {
-		parent = context.Background()
-	}
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -74,9 +74,6 @@ func runTelemetry(ctx context.Context, stdout, stderr io.Writer, opts telemetryC
 	fmt.Fprintf(stderr, "kstat telemetry: no daemon's ring at %s (%v); taking %d snapshots %v apart\n",
 		opts.mount, shortErr(err), opts.count, interval)
 
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := statsfs.NewSource("kstat")

@@ -67,15 +67,10 @@ a kernel with BTF; it stops after --duration or at Ctrl-C and detaches.`,
 			if opts.duration < 0 {
 				return fmt.Errorf("--duration %v: give a positive duration (0: until Ctrl-C)", opts.duration)
 			}
-			for _, p := range opts.pids {
-				if p == 0 || p > 1<<22 {
-					return fmt.Errorf("--pid %d is not a process id (1 to 4194304)", p)
-				}
+			if err := checkPids(opts.pids); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			return runTrace(ctx, cmd.OutOrStdout(), opts)
 		},
 	}
@@ -173,6 +168,16 @@ func runTrace(ctx context.Context, w io.Writer, opts traceOptions) error {
 		b.WriteString(tracer.FormatTable(procs, opts.sort, top))
 		if _, err := io.WriteString(w, b.String()); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkPids rejects --pid values that cannot be process ids.
+func checkPids(pids []uint) error {
+	for _, p := range pids {
+		if p == 0 || p > 1<<22 {
+			return fmt.Errorf("--pid %d is not a process id (1 to 4194304)", p)
 		}
 	}
 	return nil
