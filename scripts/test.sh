@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs kstat's whole test suite, after installing from Debian what the tests
 # use (nftables for independent packet counts, iproute2 for network
-# namespaces). Extra arguments go to "go test" (default: -race ./...).
+# namespaces, chromium for the dashboard's browser test). Extra arguments
+# go to "go test" (default: -race ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]} from Debian" >&2
