@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +59,9 @@ func TestDashboardRoutes(t *testing.T) {
 // daemon: the memory panel shows /proc/meminfo's MemTotal, the lo row
 // shows a packet count /proc/net/dev brackets, and the KSTAT panel's
 // toggle and counter form change the knobs as the daemon's mount (not the
-// page) reports, with a refused value's error shown and the old value kept.
+// page) reports, with a refused value's error shown and the old value kept;
+// the tracer toggle attaches the tracer, the telemetry form sets the
+// interval, and a stopped daemon shows as an error banner.
 func TestDashboardBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("headless Chromium is needed at %s (%v): run scripts/test.sh, which installs the chromium package", chromiumPath, err)
@@ -217,6 +220,23 @@ func TestDashboardBrowser(t *testing.T) {
 	waitFor("the tracer's process table", `document.getElementById("tracer-table").hidden ? "hidden" : String(document.getElementById("tracer-rows").rows.length)`,
 		15*time.Second, func(s string) bool { n, err := strconv.Atoi(s); return err == nil && n > 0 })
 
+	// The telemetry interval form: a refused value is shown and the mount
+	// keeps the old one, a good one lands in the mount.
+	intervalBefore := dashReadMount(t, d, "telemetry/log_interval")
+	run("typing a bad interval", 10*time.Second,
+		chromedp.SendKeys(chromedp.ID("telemetry-interval-input"), "soon"),
+		chromedp.Click(chromedp.ID("telemetry-interval-set")))
+	waitFor("the refused interval's error", text("telemetry-error"), 10*time.Second,
+		func(s string) bool { return strings.Contains(s, `"soon"`) && strings.Contains(s, "refused") })
+	if got := dashReadMount(t, d, "telemetry/log_interval"); got != intervalBefore {
+		t.Errorf("after the refused interval the mount's telemetry/log_interval is %q, want %q", got, intervalBefore)
+	}
+	eval("emptying the interval field", `document.getElementById("telemetry-interval-input").value = ""`)
+	run("typing a good interval", 10*time.Second,
+		chromedp.SendKeys(chromedp.ID("telemetry-interval-input"), "2s"),
+		chromedp.Click(chromedp.ID("telemetry-interval-set")))
+	dashWaitMount(t, d, "telemetry/log_interval", "2s", 10*time.Second, tab)
+
 	if out := os.Getenv("KSTAT_DASHBOARD_SCREENSHOT"); out != "" {
 		time.Sleep(2500 * time.Millisecond) // a few snapshots for the chart
 		ctx, cancel := context.WithTimeout(tab, 20*time.Second)
@@ -229,6 +249,15 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// With the daemon gone the page says so instead of showing stale
+	// numbers silently.
+	d.Signal(t, syscall.SIGTERM)
+	if err := d.Wait(t, 15*time.Second); err != nil {
+		t.Fatalf("kstat serve exited with %v", err)
+	}
+	waitFor("the API error banner", `document.getElementById("api-error").hidden ? "" : document.getElementById("api-error").textContent`,
+		10*time.Second, func(s string) bool { return strings.Contains(s, "/api/v1/") })
 }
 
 // dashPageText is the page's visible text, for failure messages.
