@@ -6,6 +6,11 @@
 
 const REFRESH_MS = 1000;
 const TRACER_TOP = 10;
+// The tracer's tree is about 12 kB a process: with many processes it is
+// fetched every few refreshes only, at most TRACER_PROCS_PER_FETCH
+// processes' worth a second on average.
+const TRACER_PROCS_PER_FETCH = 50;
+const TRACER_MAX_EVERY = 30;
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,7 +69,7 @@ const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 function fmtBytes(n) {
   if (!Number.isFinite(n)) return "–";
   let i = 0;
-  while (Math.abs(n) >= 1024 && i < UNITS.length - 1) {
+  while (Math.abs(n) >= 1000 && i < UNITS.length - 1) {
     n /= 1024;
     i++;
   }
@@ -118,8 +123,11 @@ function memText(v) {
   return `${fmtBytes(n)} · ${Math.round(n / 1024)} kB`;
 }
 
-function renderMemory(memory) {
-  const m = values(memory);
+function renderMemory(memory, block) {
+  const m = values(memory), b = values(block);
+  setText("mem-buffers", memText(b.buffers));
+  setText("mem-cached", memText(b.cached));
+  setText("mem-dirty", memText(b.dirty));
   setText("mem-total", memText(m.total));
   setText("mem-free", memText(m.free));
   setText("mem-available", memText(m.available));
@@ -194,14 +202,14 @@ function renderChart(snaps) {
     setText("chart-note", "waiting for telemetry snapshots (needs two; telemetry/enable must be 1)");
     return;
   }
-  const max = Math.max(1, ...cs, ...irq) * 1.1;
-  const pad = 4 * dpr;
+  const max = Math.max(1, ...cs, ...irq);
+  const pad = 4 * dpr, top = 18 * dpr; // room for the scale label above the lines
   const style = getComputedStyle(document.documentElement);
   ctx.strokeStyle = style.getPropertyValue("--line");
   ctx.lineWidth = 1;
   ctx.beginPath();
   for (const f of [0.25, 0.5, 0.75]) {
-    const y = Math.round(pad + (h - 2 * pad) * f) + 0.5;
+    const y = Math.round(top + (h - top - pad) * f) + 0.5;
     ctx.moveTo(0, y);
     ctx.lineTo(w, y);
   }
@@ -213,7 +221,7 @@ function renderChart(snaps) {
     ctx.beginPath();
     series.forEach((v, i) => {
       const x = pad + ((w - 2 * pad) * i) / (series.length - 1);
-      const y = h - pad - ((h - 2 * pad) * v) / max;
+      const y = h - pad - ((h - top - pad) * v) / max;
       if (i === 0) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
     });
@@ -223,7 +231,7 @@ function renderChart(snaps) {
   line(cs, style.getPropertyValue("--cs"));
   ctx.fillStyle = style.getPropertyValue("--dim");
   ctx.font = `${11 * dpr}px sans-serif`;
-  ctx.fillText(`max ${fmtCount(max / 1.1)}/s`, pad + 2 * dpr, pad + 11 * dpr);
+  ctx.fillText(`max ${fmtCount(max)}/s`, pad + 2 * dpr, 13 * dpr);
   const span = (Date.parse(last.time) - Date.parse(pts[0].time)) / 1000;
   setText("chart-note", `last ${pts.length} snapshots over ${fmtDuration(span)}, every ${last.interval_seconds.toFixed(1)}s`);
 }
@@ -254,7 +262,7 @@ function renderKnobs(kstat, snaps) {
   return renderToggle("tracer-toggle", "tracer/enable", "Disable tracer", "Enable tracer");
 }
 
-function renderTracer(tracer) {
+function renderTracer(tracer, every) {
   const table = $("tracer-table");
   if (!tracer) {
     table.hidden = true;
@@ -272,7 +280,8 @@ function renderTracer(tracer) {
     };
   });
   procs.sort((a, b) => (b.allocated || 0) - (a.allocated || 0) || Number(a.pid) - Number(b.pid));
-  setText("tracer-state", `(enabled: ${procs.length} processes, top ${Math.min(TRACER_TOP, procs.length)} by bytes allocated)`);
+  const pace = every > 1 ? `, refreshed every ${every}s` : "";
+  setText("tracer-state", `(enabled: ${procs.length} processes, top ${Math.min(TRACER_TOP, procs.length)} by bytes allocated${pace})`);
   table.hidden = false;
   const tbody = $("tracer-rows");
   const top = procs.slice(0, TRACER_TOP);
@@ -292,6 +301,8 @@ function renderTracer(tracer) {
 // --- refresh loop -----------------------------------------------------
 
 let timer = null;
+let scriptError = ""; // the page's own last failure, kept in the banner
+let tracerCache = null; // {age, every}: refreshes since the tracer's last fetch, and how many to wait
 let running = false; // a refresh is in flight
 let pending = false; // another was asked for meanwhile
 
@@ -304,7 +315,10 @@ function refresh() {
   }
   running = true;
   clearTimeout(timer);
-  update().catch((e) => showError("api-error", `dashboard: ${e.message}`)).finally(() => {
+  update().catch((e) => {
+    scriptError = `dashboard script error: ${e.message}`;
+    showError("api-error", scriptError);
+  }).finally(() => {
     running = false;
     if (pending) {
       pending = false;
@@ -321,8 +335,8 @@ async function update() {
     errors.push(`${path}: ${e.message}`);
     return null;
   });
-  const [system, self, memory, dev, kstat, knobList, snaps] = await Promise.all([
-    get("/api/v1/tree/system"), get("/api/v1/tree/self"), get("/api/v1/tree/memory"),
+  const [system, self, memory, block, dev, kstat, knobList, snaps] = await Promise.all([
+    get("/api/v1/tree/system"), get("/api/v1/tree/self"), get("/api/v1/tree/memory"), get("/api/v1/tree/block"),
     get("/api/v1/tree/net/dev"), get("/api/v1/tree/kstat"), get("/api/v1/knobs"),
     get("/api/v1/snapshots"),
   ]);
@@ -332,12 +346,22 @@ async function update() {
     for (const k of knobList) knobs[k.name] = String(k.value).trim();
   }
   if (system && self) renderHeader(system, self);
-  if (memory) renderMemory(memory);
+  if (memory) renderMemory(memory, block);
   if (dev) renderNet(dev, now);
   renderChart(snaps);
   const tracing = renderKnobs(kstat, snaps);
-  renderTracer(tracing ? await get("/api/v1/tree/tracer") : null);
-  showError("api-error", errors.join("\n"));
+  if (!tracing) {
+    tracerCache = null;
+    renderTracer(null);
+  } else if (!tracerCache || ++tracerCache.age >= tracerCache.every) {
+    const tracer = await get("/api/v1/tree/tracer");
+    if (tracer) {
+      const n = (tracer.sources || []).length;
+      tracerCache = { age: 0, every: Math.min(TRACER_MAX_EVERY, Math.max(1, Math.ceil(n / TRACER_PROCS_PER_FETCH))) };
+      renderTracer(tracer, tracerCache.every);
+    }
+  }
+  showError("api-error", errors.concat(scriptError || []).join("\n"));
   setText("updated", errors.length ? `update failed at ${new Date().toLocaleTimeString()}` : `updated ${new Date().toLocaleTimeString()}`);
 }
 
@@ -373,6 +397,14 @@ function wireForm(formId, inputId, knob, errorId) {
   });
 }
 
+window.addEventListener("error", (ev) => {
+  scriptError = `dashboard script error: ${ev.message}`;
+  showError("api-error", scriptError);
+});
+window.addEventListener("unhandledrejection", (ev) => {
+  scriptError = `dashboard script error: ${ev.reason && ev.reason.message ? ev.reason.message : ev.reason}`;
+  showError("api-error", scriptError);
+});
 wireToggle("kstat-start-toggle", "kstat/start", "kstat-error");
 wireToggle("telemetry-toggle", "telemetry/enable", "telemetry-error");
 wireToggle("tracer-toggle", "tracer/enable", "tracer-error");
