@@ -375,7 +375,8 @@ async function setKnob(name, value, errorId, busy) {
     showError(errorId, "");
     return true;
   } catch (e) {
-    showError(errorId, `${name} = ${JSON.stringify(value)} refused: ${e.message}`);
+    const how = e.status === 400 ? "refused" : "failed";
+    showError(errorId, `${name} = ${JSON.stringify(value)} ${how}: ${e.message}`);
     return false;
   } finally {
     delete busy.dataset.busy;
