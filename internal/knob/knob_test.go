@@ -20,9 +20,12 @@ func TestUintRejectsAndKeeps(t *testing.T) {
 			t.Fatalf("Set(%q) changed the value to %d", bad, v)
 		}
 	}
-	for in, want := range map[string]uint64{"1": 1, " 25\n": 25, "4294967296": 1 << 32} {
-		if err := k.Set(in); err != nil || v != want {
-			t.Errorf("Set(%q) = %v, value %d; want %d", in, err, v, want)
+	for _, c := range []struct {
+		in   string
+		want uint64
+	}{{"1", 1}, {" 25\n", 25}, {"4294967296", 1 << 32}} {
+		if err := k.Set(c.in); err != nil || v != c.want {
+			t.Errorf("Set(%q) = %v, value %d; want %d", c.in, err, v, c.want)
 		}
 	}
 	if got := k.Get(); got != "4294967296" {
@@ -50,9 +53,12 @@ func TestDuration(t *testing.T) {
 	d := time.Second
 	k := Duration("log_interval", "sampling period", 100*time.Millisecond, 24*time.Hour,
 		func() time.Duration { return d }, func(x time.Duration) error { d = x; return nil })
-	for in, want := range map[string]time.Duration{"5": 5 * time.Second, "250ms": 250 * time.Millisecond, "24h": 24 * time.Hour, "100ms": 100 * time.Millisecond} {
-		if err := k.Set(in); err != nil || d != want {
-			t.Errorf("Set(%q) = %v, d=%v; want %v", in, err, d, want)
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+	}{{"5", 5 * time.Second}, {"250ms", 250 * time.Millisecond}, {"24h", 24 * time.Hour}, {"100ms", 100 * time.Millisecond}} {
+		if err := k.Set(c.in); err != nil || d != c.want {
+			t.Errorf("Set(%q) = %v, d=%v; want %v", c.in, err, d, c.want)
 		}
 	}
 	for _, bad := range []string{"0", "99ms", "25h", "-1s", "soon", ""} {
