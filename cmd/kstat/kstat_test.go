@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -444,50 +443,21 @@ func TestKstatWithoutCapability(t *testing.T) {
 	}
 }
 
-var kstatListenRE = regexp.MustCompile(`msg="HTTP server listening" addr=(\S+)`)
-
-// kstatHTTP sends one request to the daemon's HTTP server.
-func kstatHTTP(t *testing.T, method, url, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 // TestKstatHTTP sets KSTAT's knobs through the HTTP API and reads the
 // counts from /metrics, against the mount.
 func TestKstatHTTP(t *testing.T) {
 	ns := kstatNS(t)
-	d := startDaemon(t, "--netns", ns.Path, "--listen", "127.0.0.1:0")
+	d, base := startHTTPDaemon(t, "--netns", ns.Path)
 	waitForFile(t, d.Path("kstat/nout"), 10*time.Second, d.done)
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := kstatListenRE.FindStringSubmatch(d.Stderr()); m != nil {
-			base = "http://" + m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not log its HTTP address:\n%s", d.Stderr())
-		}
-	}
 	for _, bad := range []string{"0", "abc", "4294967297"} {
-		if code, body := kstatHTTP(t, http.MethodPut, base+"/api/v1/knobs/kstat/counter", bad); code != http.StatusBadRequest {
+		if code, body := httpDo(t, http.MethodPut, base+"/api/v1/knobs/kstat/counter", bad); code != http.StatusBadRequest {
 			t.Errorf("PUT counter %q: %d %s, want 400", bad, code, body)
 		}
 	}
-	if code, body := kstatHTTP(t, http.MethodPut, base+"/api/v1/knobs/kstat/counter", "1"); code/100 != 2 {
+	if code, body := httpDo(t, http.MethodPut, base+"/api/v1/knobs/kstat/counter", "1"); code/100 != 2 {
 		t.Fatalf("PUT counter 1: %d %s", code, body)
 	}
-	if code, body := kstatHTTP(t, http.MethodPut, base+"/api/v1/knobs/kstat/start", "1"); code/100 != 2 {
+	if code, body := httpDo(t, http.MethodPut, base+"/api/v1/knobs/kstat/start", "1"); code/100 != 2 {
 		t.Fatalf("PUT start 1: %d %s", code, body)
 	}
 	if v := kstatRead(t, d.Path("kstat/counter")); v != 1 {
@@ -503,7 +473,7 @@ func TestKstatHTTP(t *testing.T) {
 	if got["nout"] != nft.TCPPackets() {
 		t.Errorf("nout %d, nftables %d TCP packets", got["nout"], nft.TCPPackets())
 	}
-	_, metrics := kstatHTTP(t, http.MethodGet, base+"/metrics", "")
+	_, metrics := httpDo(t, http.MethodGet, base+"/metrics", "")
 	for name, want := range map[string]uint64{
 		"kstat_kstat_nout_packets_total":     got["nout"],
 		"kstat_kstat_ipv6_tcp_packets_total": got["ipv6/tcp_packets"],
