@@ -6,6 +6,7 @@ package collector
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kstat/kstat/statsfs"
@@ -64,8 +65,8 @@ type Refresher struct {
 	now    func() time.Time
 	maxAge time.Duration
 
-	mu     sync.Mutex
-	status Status
+	mu   sync.Mutex             // serialises reads
+	last atomic.Pointer[Status] // the last read; nil before the first
 }
 
 // NewRefresher returns a Refresher for read, named name.
@@ -76,7 +77,7 @@ func NewRefresher(name string, read func() error) *Refresher {
 // NewRefresherMaxAge is NewRefresher with a longer cache, for kernel files
 // that are slow to generate (such as /proc/slabinfo).
 func NewRefresherMaxAge(name string, maxAge time.Duration, read func() error) *Refresher {
-	return &Refresher{name: name, read: read, now: time.Now, maxAge: maxAge, status: Status{Name: name}}
+	return &Refresher{name: name, read: read, now: time.Now, maxAge: maxAge}
 }
 
 // Name is the collector's name.
@@ -84,22 +85,33 @@ func (r *Refresher) Name() string { return r.name }
 
 // Status returns the last read's outcome.
 func (r *Refresher) Status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status
+	if s := r.last.Load(); s != nil {
+		return *s
+	}
+	return Status{Name: r.name}
+}
+
+// fresh returns the last read when it is younger than the max age at now.
+func (r *Refresher) fresh(now time.Time) (*Status, bool) {
+	s := r.last.Load()
+	return s, s != nil && now.Sub(s.Time) < r.maxAge
 }
 
 // Refresh calls read unless the last read is younger than the max age, and
-// returns that read's error.
+// returns that read's error. Checking a fresh read takes no lock, since
+// every value read of the collector's sources asks.
 func (r *Refresher) Refresh() error {
+	if s, ok := r.fresh(r.now()); ok {
+		return s.Err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := r.now()
-	if !r.status.Time.IsZero() && start.Sub(r.status.Time) < r.maxAge {
-		return r.status.Err
+	if s, ok := r.fresh(start); ok { // read by another caller meanwhile
+		return s.Err
 	}
 	err := r.read()
-	r.status = Status{Name: r.name, Time: start, Duration: r.now().Sub(start), Err: err}
+	r.last.Store(&Status{Name: r.name, Time: start, Duration: r.now().Sub(start), Err: err})
 	return err
 }
 
