@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -146,15 +145,15 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 
 	// The first start of a browser may be slow on a busy machine.
-	loBefore := procNetDevPackets(t, "lo")
-	memBefore := procMemTotalKB(t)
+	loBefore := procNetDevCol(t, "lo", 1)
+	memBefore := procField(t, "/proc/meminfo", "MemTotal")
 	time.Sleep(100 * time.Millisecond) // past the collectors' cache age
 	run("opening the dashboard", 60*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("memory-panel")))
 
 	kbRE := regexp.MustCompile(`(\d+) kB$`)
 	mem := waitFor("memory panel MemTotal", text("mem-total"), 15*time.Second, kbRE.MatchString)
 	pageKB, _ := strconv.ParseUint(kbRE.FindStringSubmatch(mem)[1], 10, 64)
-	if memAfter := procMemTotalKB(t); pageKB != memBefore && pageKB != memAfter {
+	if memAfter := procField(t, "/proc/meminfo", "MemTotal"); pageKB != memBefore && pageKB != memAfter {
 		t.Errorf("page MemTotal %d kB, /proc/meminfo says %d kB (before) and %d kB (after)", pageKB, memBefore, memAfter)
 	}
 
@@ -165,7 +164,7 @@ func TestDashboardBrowser(t *testing.T) {
 		c := strings.Split(s, "|")
 		return len(c) == 9 && c[4] != "–" && strings.HasSuffix(c[4], "/s")
 	}), "|")
-	loAfter := procNetDevPackets(t, "lo")
+	loAfter := procNetDevCol(t, "lo", 1)
 	pagePackets, err := strconv.ParseUint(strings.ReplaceAll(cells[3], ",", ""), 10, 64)
 	if err != nil || cells[0] != "lo" {
 		t.Fatalf("lo row %q: %v", cells, err)
@@ -298,53 +297,4 @@ func dashWaitMount(t *testing.T, d *testDaemon, rel, want string, timeout time.D
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// procMemTotalKB is MemTotal from /proc/meminfo.
-func procMemTotalKB(t *testing.T) uint64 {
-	t.Helper()
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			n, err := strconv.ParseUint(fields[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no MemTotal in /proc/meminfo")
-	return 0
-}
-
-// procNetDevPackets is the received packets of iface in /proc/net/dev.
-func procNetDevPackets(t *testing.T, iface string) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || strings.TrimSpace(name) != iface {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) < 2 {
-			break
-		}
-		n, err := strconv.ParseUint(fields[1], 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	t.Fatalf("no %s in /proc/net/dev", iface)
-	return 0
 }

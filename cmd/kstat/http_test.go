@@ -155,27 +155,6 @@ func procField(t *testing.T, path, key string) uint64 {
 	return 0
 }
 
-// netDevRx returns the received bytes of dev from /proc/net/dev.
-func netDevRx(t *testing.T, dev string) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(name) == dev {
-			v, err := strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("/proc/net/dev has no %s", dev)
-	return 0
-}
-
 // TestHTTPMetricsMatchProc scrapes the daemon several times: the
 // exposition parses and lints clean, every counter only grows, and values
 // agree with /proc read by the test around each scrape.
@@ -193,14 +172,14 @@ func TestHTTPMetricsMatchProc(t *testing.T) {
 		// The collectors serve one read for up to 50ms: let the last
 		// scrape's read age out, so the next one reads after "before".
 		time.Sleep(60 * time.Millisecond)
-		rxBefore := netDevRx(t, "lo")
+		rxBefore := procNetDevCol(t, "lo", 0)
 		ctxtBefore := procField(t, "/proc/stat", "ctxt")
 		// Traffic on lo between the reads, so lo's counter moves.
 		if code, _ := httpDo(t, "GET", base+"/healthz", ""); code != 200 {
 			t.Fatalf("healthz: %d", code)
 		}
 		_, mfs := scrapeMetrics(t, base)
-		rxAfter := netDevRx(t, "lo")
+		rxAfter := procNetDevCol(t, "lo", 0)
 		ctxtAfter := procField(t, "/proc/stat", "ctxt")
 
 		if v := mustSeries(t, mfs, "kstat_memory_total_bytes"); uint64(v) != memTotal {

@@ -126,6 +126,17 @@ func procNetDev(t *testing.T) map[string][]uint64 {
 	return out
 }
 
+// procNetDevCol is column col of dev's line in /proc/net/dev (0: rx bytes,
+// 1: rx packets, 8: tx bytes, 9: tx packets).
+func procNetDevCol(t *testing.T, dev string, col int) uint64 {
+	t.Helper()
+	vs := procNetDev(t)[dev]
+	if len(vs) <= col {
+		t.Fatalf("/proc/net/dev has no column %d for %s", col, dev)
+	}
+	return vs[col]
+}
+
 // TestReportLive compares "kstat report --json" on this machine with
 // /proc/meminfo and /proc/net/dev read here before and after it.
 // MemTotal must match exactly. Memory values that move must lie within the

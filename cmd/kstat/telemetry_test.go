@@ -62,22 +62,6 @@ func waitAPISeq(t *testing.T, base string, seq uint64, limit time.Duration) {
 	}
 }
 
-// meminfoTotal is MemTotal of /proc/meminfo in bytes, read by the test.
-func meminfoTotal(t *testing.T) uint64 {
-	t.Helper()
-	for _, line := range strings.Split(readText(t, "/proc/meminfo"), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "MemTotal:" {
-			kb, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb * 1024
-		}
-	}
-	t.Fatal("no MemTotal in /proc/meminfo")
-	return 0
-}
-
 // TestTelemetryDaemon runs the daemon at log_interval=100ms with a ring of
 // 4: the mount's telemetry/snapshots and GET /api/v1/snapshots hold exactly
 // 4 snapshots, oldest first, numbered one by one, with rates that are the
@@ -102,7 +86,7 @@ func TestTelemetryDaemon(t *testing.T) {
 	if len(snaps) != 4 {
 		t.Fatalf("/api/v1/snapshots has %d snapshots, want 4", len(snaps))
 	}
-	total := meminfoTotal(t)
+	total := procField(t, "/proc/meminfo", "MemTotal") * 1024
 	for i, s := range snaps {
 		if s.Memory == nil || s.Memory.Total != total {
 			t.Errorf("snapshot %d memory %+v, /proc/meminfo MemTotal %d bytes", s.Seq, s.Memory, total)
