@@ -2,61 +2,80 @@ package tracer
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 )
 
-// column is one column of the per-process table.
-type column struct {
-	name   string // sort key and header (upper-cased)
-	ascend bool   // sorted smallest first (pid, comm); others largest first
-	num    func(*Proc) uint64
-	text   func(*Proc) string
+// DefaultSort is the sort column of the daemon's tracer/report (the
+// tracer/sort knob) and of kstat trace: one default for both.
+const DefaultSort = "kmalloc"
+
+// Column groups of the per-process table.
+const (
+	GroupProcess = "process"
+	GroupMemory  = "memory"
+	GroupLocks   = "locks"
+)
+
+// Column is one column of the per-process table. Every view of the table
+// (the daemon's report, kstat trace) sorts with the same columns.
+type Column struct {
+	Name   string // sort key and header (upper-cased)
+	Group  string // GroupProcess, GroupMemory or GroupLocks
+	Help   string // what it shows
+	Ascend bool   // sorted smallest first (pid, ppid, comm); others largest first
+	Gauge  bool   // a level now (or a maximum), not a count that only grows
+	Num    func(*Proc) uint64
+	Text   func(*Proc) string // set for text columns instead of Num
 }
 
-var columns = []column{
-	{name: "pid", ascend: true, num: func(p *Proc) uint64 { return uint64(p.Pid) }},
-	{name: "ppid", ascend: true, num: func(p *Proc) uint64 { return uint64(p.Ppid) }},
-	{name: "comm", ascend: true, text: func(p *Proc) string { return p.Comm }},
-	{name: "forks", num: func(p *Proc) uint64 { return p.Forks }},
-	{name: "threads", num: func(p *Proc) uint64 { return p.Threads }},
-	{name: "execs", num: func(p *Proc) uint64 { return p.Execs }},
-	{name: "exits", num: func(p *Proc) uint64 { return p.ThreadExits + p.ChildExits }},
-	{name: "kmalloc", num: func(p *Proc) uint64 { return p.Kmalloc }},
-	{name: "kfree", num: func(p *Proc) uint64 { return p.Kfree }},
-	{name: "cache_alloc", num: func(p *Proc) uint64 { return p.CacheAlloc }},
-	{name: "cache_free", num: func(p *Proc) uint64 { return p.CacheFree }},
-	{name: "alloc_bytes", num: func(p *Proc) uint64 { return p.BytesAlloc }},
-	{name: "freed_bytes", num: func(p *Proc) uint64 { return p.BytesFreed }},
-	{name: "out_bytes", num: func(p *Proc) uint64 { return p.BytesOut }},
-	{name: "out_allocs", num: func(p *Proc) uint64 { return p.AllocsOut }},
-	{name: "failed", num: func(p *Proc) uint64 { return p.Failed }},
-	{name: "locks", num: (*Proc).Contentions},
-	{name: "mutex", num: func(p *Proc) uint64 { return p.LockCount[lockMutex] }},
-	{name: "rwsem", num: func(p *Proc) uint64 { return p.LockCount[lockRwsemRead] + p.LockCount[lockRwsemWrite] }},
-	{name: "spin", num: func(p *Proc) uint64 { return p.LockCount[lockSpinlock] + p.LockCount[lockRwlock] }},
-	{name: "sem", num: func(p *Proc) uint64 { return p.LockCount[lockSemaphore] }},
-	{name: "wait_us", num: func(p *Proc) uint64 { return p.WaitNs() / 1000 }},
-	{name: "max_wait_us", num: func(p *Proc) uint64 { return p.MaxWaitNs() / 1000 }},
+var columns = []Column{
+	{Name: "pid", Group: GroupProcess, Ascend: true, Gauge: true, Help: "process (thread group) id", Num: func(p *Proc) uint64 { return uint64(p.Pid) }},
+	{Name: "ppid", Group: GroupProcess, Ascend: true, Gauge: true, Help: "parent's process id", Num: func(p *Proc) uint64 { return uint64(p.Ppid) }},
+	{Name: "comm", Group: GroupProcess, Ascend: true, Gauge: true, Help: "command name", Text: func(p *Proc) string { return p.Comm }},
+	{Name: "forks", Group: GroupProcess, Help: "processes created", Num: func(p *Proc) uint64 { return p.Forks }},
+	{Name: "threads", Group: GroupProcess, Help: "threads created", Num: func(p *Proc) uint64 { return p.Threads }},
+	{Name: "execs", Group: GroupProcess, Help: "successful execve calls", Num: func(p *Proc) uint64 { return p.Execs }},
+	{Name: "exits", Group: GroupProcess, Help: "threads and child processes that exited", Num: func(p *Proc) uint64 { return p.ThreadExits + p.ChildExits }},
+	{Name: "kmalloc", Group: GroupMemory, Help: "kmalloc calls", Num: func(p *Proc) uint64 { return p.Kmalloc }},
+	{Name: "kfree", Group: GroupMemory, Help: "kfree calls", Num: func(p *Proc) uint64 { return p.Kfree }},
+	{Name: "cache_alloc", Group: GroupMemory, Help: "kmem_cache_alloc calls", Num: func(p *Proc) uint64 { return p.CacheAlloc }},
+	{Name: "cache_free", Group: GroupMemory, Help: "kmem_cache_free calls", Num: func(p *Proc) uint64 { return p.CacheFree }},
+	{Name: "alloc_bytes", Group: GroupMemory, Help: "bytes allocated (with slab rounding)", Num: func(p *Proc) uint64 { return p.BytesAlloc }},
+	{Name: "freed_bytes", Group: GroupMemory, Help: "bytes of its allocations freed again", Num: func(p *Proc) uint64 { return p.BytesFreed }},
+	{Name: "out_bytes", Group: GroupMemory, Gauge: true, Help: "bytes of its allocations not freed yet", Num: func(p *Proc) uint64 { return p.BytesOut }},
+	{Name: "out_allocs", Group: GroupMemory, Gauge: true, Help: "allocations not freed yet", Num: func(p *Proc) uint64 { return p.AllocsOut }},
+	{Name: "failed", Group: GroupMemory, Help: "allocations that failed", Num: func(p *Proc) uint64 { return p.Failed }},
+	{Name: "locks", Group: GroupLocks, Help: "contended lock acquisitions, all kinds", Num: (*Proc).Contentions},
+	{Name: "mutex", Group: GroupLocks, Help: "contended mutexes", Num: func(p *Proc) uint64 { return p.LockCount[lockMutex] }},
+	{Name: "rwsem", Group: GroupLocks, Help: "contended rw semaphores", Num: func(p *Proc) uint64 { return p.LockCount[lockRwsemRead] + p.LockCount[lockRwsemWrite] }},
+	{Name: "spin", Group: GroupLocks, Help: "contended spinlocks and rwlocks", Num: func(p *Proc) uint64 { return p.LockCount[lockSpinlock] + p.LockCount[lockRwlock] }},
+	{Name: "sem", Group: GroupLocks, Help: "contended semaphores", Num: func(p *Proc) uint64 { return p.LockCount[lockSemaphore] }},
+	{Name: "wait_us", Group: GroupLocks, Help: "microseconds waited for contended locks", Num: func(p *Proc) uint64 { return p.WaitNs() / 1000 }},
+	{Name: "max_wait_us", Group: GroupLocks, Gauge: true, Help: "longest single wait, microseconds", Num: func(p *Proc) uint64 { return p.MaxWaitNs() / 1000 }},
 }
+
+// Columns returns the per-process table's columns, in table order.
+func Columns() []Column { return slices.Clone(columns) }
 
 // SortColumns lists the columns a report can be sorted by.
 func SortColumns() []string {
 	names := make([]string, len(columns))
 	for i, c := range columns {
-		names[i] = c.name
+		names[i] = c.Name
 	}
 	return names
 }
 
-func findColumn(name string) (column, bool) {
+func findColumn(name string) (Column, bool) {
 	for _, c := range columns {
-		if c.name == name {
+		if c.Name == name {
 			return c, true
 		}
 	}
-	return column{}, false
+	return Column{}, false
 }
 
 // ValidSort reports whether name is a column of the report.
@@ -75,12 +94,12 @@ func SortProcs(procs []Proc, by string) {
 	}
 	sort.SliceStable(procs, func(i, j int) bool {
 		a, b := &procs[i], &procs[j]
-		if c.text != nil {
-			if x, y := c.text(a), c.text(b); x != y {
+		if c.Text != nil {
+			if x, y := c.Text(a), c.Text(b); x != y {
 				return x < y
 			}
-		} else if x, y := c.num(a), c.num(b); x != y {
-			return (x < y) == c.ascend
+		} else if x, y := c.Num(a), c.Num(b); x != y {
+			return (x < y) == c.Ascend
 		}
 		return a.Pid < b.Pid
 	})
@@ -97,16 +116,16 @@ func FormatTable(procs []Proc, by string, limit int) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 1, 8, 1, ' ', tabwriter.AlignRight)
 	for _, c := range columns {
-		fmt.Fprintf(w, "%s\t", strings.ToUpper(c.name))
+		fmt.Fprintf(w, "%s\t", strings.ToUpper(c.Name))
 	}
 	fmt.Fprintln(w)
 	for i := range procs {
 		p := &procs[i]
 		for _, c := range columns {
-			if c.text != nil {
-				fmt.Fprintf(w, "%s\t", c.text(p))
+			if c.Text != nil {
+				fmt.Fprintf(w, "%s\t", c.Text(p))
 			} else {
-				fmt.Fprintf(w, "%d\t", c.num(p))
+				fmt.Fprintf(w, "%d\t", c.Num(p))
 			}
 		}
 		fmt.Fprintln(w)

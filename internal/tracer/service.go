@@ -43,7 +43,7 @@ type Service struct {
 // NewService returns a disabled tracer service whose source is src
 // (normally "tracer"). opts.Pids is the initial filter.
 func NewService(src *statsfs.Source, opts Options) (*Service, error) {
-	s := &Service{opts: opts, src: src, sortBy: "out_bytes", every: opts.StackEvery,
+	s := &Service{opts: opts, src: src, sortBy: DefaultSort, every: opts.StackEvery,
 		fnErr: errDisabled}
 	s.refresh = collector.NewRefresher("tracer", s.read)
 	v, err := newView(src, s.refresh.Record)
