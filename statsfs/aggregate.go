@@ -32,7 +32,11 @@ func (v ValueRef) Read() Reading {
 		return Reading{Type: d.Type}
 	}
 	if !v.g.aggregate() {
-		return Reading{Raw: d.Type.normalize(v.g.record.Load(v.index)), Type: d.Type}
+		raw, ok := v.g.load(v.index)
+		if !ok {
+			return Reading{Type: d.Type, Absent: true}
+		}
+		return Reading{Raw: d.Type.normalize(raw), Type: d.Type}
 	}
 	return aggregate(v.src, v.g.table, v.index)
 }
@@ -90,6 +94,8 @@ func visit(s *Source, fn func(*Source)) {
 
 // aggregate computes value i of table t over s and its whole subtree, from
 // every non-revoked record of the identical table, hidden ones included.
+// When any value it covers is absent the aggregate is absent: a sum, min
+// or max without it would be a wrong number, not a smaller one.
 func aggregate(s *Source, t *Table, i int) Reading {
 	d := t.Value(i)
 	if d.Type == F64 {
@@ -98,12 +104,18 @@ func aggregate(s *Source, t *Table, i int) Reading {
 	var sum, count, zeros uint64
 	var umin, umax uint64 = math.MaxUint64, 0
 	var smin, smax int64 = math.MaxInt64, math.MinInt64
+	absent := false
 	visit(s, func(src *Source) {
 		for _, g := range load(&src.groups) {
-			if g.table != t || g.aggregate() || g.revoked.Load() {
+			if absent || g.table != t || g.aggregate() || g.revoked.Load() {
 				continue
 			}
-			v := d.Type.normalize(g.record.Load(i))
+			raw, ok := g.load(i)
+			if !ok {
+				absent = true
+				continue
+			}
+			v := d.Type.normalize(raw)
 			sum += v
 			count++
 			if v == 0 {
@@ -113,6 +125,9 @@ func aggregate(s *Source, t *Table, i int) Reading {
 			smin, smax = min(smin, int64(v)), max(smax, int64(v))
 		}
 	})
+	if absent {
+		return Reading{Type: d.Type, Absent: true}
+	}
 	var r uint64
 	signed := d.Type.Signed()
 	switch d.Aggr {
@@ -149,12 +164,18 @@ func aggregateFloat(s *Source, t *Table, i int) Reading {
 	var sum float64
 	var count, zeros int
 	fmin, fmax := math.Inf(1), math.Inf(-1)
+	absent := false
 	visit(s, func(src *Source) {
 		for _, g := range load(&src.groups) {
-			if g.table != t || g.aggregate() || g.revoked.Load() {
+			if absent || g.table != t || g.aggregate() || g.revoked.Load() {
 				continue
 			}
-			v := math.Float64frombits(g.record.Load(i))
+			raw, ok := g.load(i)
+			if !ok {
+				absent = true
+				continue
+			}
+			v := math.Float64frombits(raw)
 			sum += v
 			count++
 			if v == 0 {
@@ -163,6 +184,9 @@ func aggregateFloat(s *Source, t *Table, i int) Reading {
 			fmin, fmax = math.Min(fmin, v), math.Max(fmax, v)
 		}
 	})
+	if absent {
+		return Reading{Type: F64, Absent: true}
+	}
 	var r float64
 	switch d.Aggr {
 	case Sum:

@@ -32,11 +32,21 @@ const HiddenGroup GroupFlag = 1
 type group struct {
 	table   *Table
 	record  Record
+	partial PartialRecord // record, when it is one; else nil
 	hidden  bool
 	revoked atomic.Bool
 }
 
 func (g *group) aggregate() bool { return g.record == nil }
+
+// load reads value i of a simple group's record and whether it is
+// available.
+func (g *group) load(i int) (uint64, bool) {
+	if g.partial != nil {
+		return g.partial.LoadAvailable(i)
+	}
+	return g.record.Load(i), true
+}
 
 // Source is a directory of values and subordinate sources. All methods are
 // safe for concurrent use; readers never lock, structural changes are
@@ -129,7 +139,9 @@ func (s *Source) AddValues(t *Table, r Record, flags GroupFlag) error {
 			return fmt.Errorf("%w: table in source %q", ErrExist, s.name)
 		}
 	}
-	push(&s.groups, &group{table: t, record: r, hidden: flags&HiddenGroup != 0})
+	g := &group{table: t, record: r, hidden: flags&HiddenGroup != 0}
+	g.partial, _ = r.(PartialRecord)
+	push(&s.groups, g)
 	return nil
 }
 

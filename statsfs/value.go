@@ -7,6 +7,13 @@
 // it (a simple value) or with no record (an aggregate). The package does no
 // I/O; views such as the FUSE filesystem in statsfs/fusefs, a Prometheus
 // exporter or a text report read the tree through Walk and Snapshot.
+//
+// A value can be absent: its record (a PartialRecord, such as Counters
+// after SetAbsent) does not have it now, because the kernel does not
+// provide it or the read behind it failed. It then reads as a Reading with
+// Absent set, never as an invented 0, and so does every aggregate that
+// covers it. Views show no number for it: the FUSE file's read fails with
+// ENODATA, the exporter has no series, reports print Unavailable.
 package statsfs
 
 import (
@@ -133,11 +140,21 @@ func (v *Value) Mode() fs.FileMode {
 	return 0o644
 }
 
-// Reading is a value as read: its raw bits and the type to read them as.
+// Reading is a value as read: its raw bits and the type to read them as,
+// or Absent when the value is unavailable.
 type Reading struct {
 	Raw  uint64
 	Type Type
+	// Absent reports that the value is unavailable: its record does not
+	// have it now (see PartialRecord), or it is an aggregate over a value
+	// that is absent. Raw is then 0 and means nothing: views show no
+	// number for it (no series, a read error, "unavailable").
+	Absent bool
 }
+
+// Unavailable is the text that stands for an absent value in views that
+// print one.
+const Unavailable = "unavailable"
 
 // Uint64 returns the reading as an unsigned integer (floats are truncated).
 func (r Reading) Uint64() uint64 {
@@ -167,9 +184,11 @@ func (r Reading) Float64() float64 {
 }
 
 // String prints the reading in decimal: signed for signed types, 0 or 1 for
-// Bool, the shortest exact form for F64.
+// Bool, the shortest exact form for F64; an absent reading is Unavailable.
 func (r Reading) String() string {
 	switch {
+	case r.Absent:
+		return Unavailable
 	case r.Type == F64:
 		return strconv.FormatFloat(math.Float64frombits(r.Raw), 'g', -1, 64)
 	case r.Type.Signed():
@@ -179,9 +198,10 @@ func (r Reading) String() string {
 }
 
 // Text is what a value file shows: Show's text when the value has one,
-// otherwise the decimal reading followed by a newline.
+// otherwise the decimal reading followed by a newline. An absent reading
+// is Unavailable and a newline, Show or not.
 func (v *Value) Text(r Reading) string {
-	if v.Show != nil {
+	if v.Show != nil && !r.Absent {
 		return v.Show(r)
 	}
 	return r.String() + "\n"

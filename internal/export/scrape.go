@@ -105,6 +105,10 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 			c.conflicts++
 			continue
 		}
+		rd := r.Read()
+		if rd.Absent {
+			continue // a value the kernel lacks has no series
+		}
 		if ve.fam.gen != c.gen {
 			// First time this family is seen in this scrape: its
 			// label set starts from this source's.
@@ -113,7 +117,7 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 		} else {
 			ve.fam.labels = union(ve.fam.labels, e.labelNames)
 		}
-		val := r.Read().Float64()
+		val := rd.Float64()
 		if pid >= 0 && ve.fam.counter && !ve.aggregate {
 			c.activity[pid].activity += val
 		}

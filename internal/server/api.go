@@ -38,7 +38,8 @@ type Source struct {
 type Value struct {
 	Name string `json:"name"`
 	// Value is the number: exact decimal for integers; for f64 a JSON
-	// number, or the string "NaN", "+Inf" or "-Inf".
+	// number, or the string "NaN", "+Inf" or "-Inf"; null when the value
+	// is unavailable (Text is then "unavailable").
 	Value     json.RawMessage `json:"value"`
 	Text      string          `json:"text"` // what the value's file shows, without the newline
 	Type      string          `json:"type"` // u64, s32, bool, f64, ...
@@ -178,9 +179,12 @@ func describe(path string, labels []statsfs.Label, s *statsfs.Source) *Source {
 	return out
 }
 
-// number is a reading as a JSON value: an exact decimal, or a string for
-// the floats JSON has no number for.
+// number is a reading as a JSON value: an exact decimal, a string for
+// the floats JSON has no number for, or null for an absent value.
 func number(r statsfs.Reading) json.RawMessage {
+	if r.Absent {
+		return json.RawMessage("null")
+	}
 	if r.Type == statsfs.F64 {
 		f := r.Float64()
 		if math.IsNaN(f) || math.IsInf(f, 0) {

@@ -593,3 +593,32 @@ func readInto(b *testing.B, path string, buf []byte) {
 	}
 	f.Close()
 }
+
+// TestAbsentValue: a value its record lacks opens and stats as usual, but
+// read(2) fails with ENODATA, for the value itself and for the aggregate
+// over it (never a "0"); the other values read on, and the file reads its
+// number again once the record has it.
+func TestAbsentValue(t *testing.T) {
+	tr, dir := mountTree(t)
+	tr.top.SetAbsent(0)
+	tr.eth1.SetAbsent(0)
+	for _, file := range []string{"counter", "net/eth1/packets", "net/packets"} {
+		path := filepath.Join(dir, file)
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("stat %s: %v", file, err)
+		}
+		b, err := os.ReadFile(path)
+		if !errors.Is(err, syscall.ENODATA) {
+			t.Errorf("read %s = %q, %v; want ENODATA", file, b, err)
+		}
+	}
+	for file, want := range map[string]string{"gauge": "-5\n", "net/eth0/packets": "10\n", "net/mtu": "65536\n"} {
+		if got := read(t, filepath.Join(dir, file)); got != want {
+			t.Errorf("%s = %q beside absent values, want %q", file, got, want)
+		}
+	}
+	tr.eth1.Store(0, 25)
+	if got := read(t, filepath.Join(dir, "net/packets")); got != "335\n" {
+		t.Errorf("net/packets after the value came back = %q, want 335", got)
+	}
+}

@@ -279,15 +279,18 @@ func (f *filesystem) refuse(path, op, reason string, errno syscall.Errno) {
 // handle is an open value or control file: the text of the moment it was
 // opened, and what a write does.
 type handle struct {
-	fs    *filesystem
-	path  string
-	text  []byte
+	fs   *filesystem
+	path string
+	text []byte
+	// rerr fails every read: ENODATA for a value that was absent at open.
+	rerr  syscall.Errno
 	write func(text string) (reason string, errno syscall.Errno)
 }
 
 // opened checks the access mode against the file's mode and returns a
-// handle with text made by read when the file is opened for reading.
-func (f *filesystem) opened(path string, mode uint32, flags uint32, read func() string) (*handle, syscall.Errno) {
+// handle with the text (or read error) made by read when the file is
+// opened for reading.
+func (f *filesystem) opened(path string, mode uint32, flags uint32, read func() (string, syscall.Errno)) (*handle, syscall.Errno) {
 	f.req.Opens.Add(1)
 	acc := flags & syscall.O_ACCMODE
 	if acc != syscall.O_RDONLY && mode&0o222 == 0 {
@@ -297,7 +300,8 @@ func (f *filesystem) opened(path string, mode uint32, flags uint32, read func() 
 	}
 	h := &handle{fs: f, path: path}
 	if acc != syscall.O_WRONLY {
-		h.text = []byte(read())
+		text, errno := read()
+		h.text, h.rerr = []byte(text), errno
 	}
 	return h, 0
 }
@@ -306,10 +310,19 @@ func (f *filesystem) opened(path string, mode uint32, flags uint32, read func() 
 // the FLUSH request on close: writes are applied when they are made.
 const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 
-// Open opens the value's file, reading the value now.
+// Open opens the value's file, reading the value now. A value that is
+// absent then opens, but its reads fail with ENODATA ("No data
+// available"): there is no number to show, and 0 would be a lie.
 func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	d := n.ref.Value()
-	h, errno := n.fs.opened(n.path, uint32(d.Mode().Perm()), flags, func() string { return d.Text(n.ref.Read()) })
+	read := func() (string, syscall.Errno) {
+		r := n.ref.Read()
+		if r.Absent {
+			return "", syscall.ENODATA
+		}
+		return d.Text(r), 0
+	}
+	h, errno := n.fs.opened(n.path, uint32(d.Mode().Perm()), flags, read)
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -327,11 +340,11 @@ func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32
 
 // Open opens the control's file, reading it now.
 func (n *controlNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	read := func() string {
+	read := func() (string, syscall.Errno) {
 		if n.c.Read == nil {
-			return ""
+			return "", 0
 		}
-		return n.c.Read()
+		return n.c.Read(), 0
 	}
 	h, errno := n.fs.opened(n.path, uint32(n.c.Mode().Perm()), flags, read)
 	if errno != 0 {
@@ -365,6 +378,9 @@ func errnoOf(err error) syscall.Errno {
 // Read returns the text from off.
 func (h *handle) Read(_ context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h.fs.req.Reads.Add(1)
+	if h.rerr != 0 {
+		return nil, h.rerr
+	}
 	if off >= int64(len(h.text)) {
 		return fuse.ReadResultData(nil), 0
 	}
