@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -332,36 +331,15 @@ func waitRefusals(t *testing.T, d *testDaemon, n int) []string {
 	}
 }
 
-// TestHTTPAddressInUse: a port already taken is reported clearly and the
-// daemon keeps running its other features.
-func TestHTTPAddressInUse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	d := startDaemon(t, "--listen", ln.Addr().String())
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(d.Stderr(), "already in use") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no 'already in use' error in the log:\n%s", d.Stderr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(d.Stderr(), ln.Addr().String()) {
-		t.Errorf("the error does not name the address %s:\n%s", ln.Addr(), d.Stderr())
-	}
-	if _, err := os.Stat(d.Path("self/uptime_seconds")); err != nil {
-		t.Errorf("the mount stopped serving: %v", err)
-	}
-}
-
 // TestHTTPDisabled: --listen "" serves nothing and says so.
 func TestHTTPDisabled(t *testing.T) {
 	d := startDaemon(t, "--listen", "")
 	time.Sleep(100 * time.Millisecond)
 	if !strings.Contains(d.Stderr(), "HTTP server disabled") || listenRE.MatchString(d.Stderr()) {
 		t.Errorf("with --listen \"\" the log says:\n%s", d.Stderr())
+	}
+	if got := readText(t, d.Path("feature/http/reason")); got != "off: --listen is empty\n" {
+		t.Errorf("feature/http/reason = %q", got)
 	}
 }
 

@@ -402,15 +402,16 @@ func TestKstatNoLeftovers(t *testing.T) {
 	}
 }
 
-// TestKstatWithoutCapability starts the daemon without CAP_NET_ADMIN: the
-// KSTAT feature must say what is missing, and the rest of the daemon must
-// run (the mount serves self/).
+// TestKstatWithoutCapability starts the daemon without CAP_NET_ADMIN:
+// the KSTAT feature says what is missing (in the log and in
+// feature/kstat/) and the rest of the daemon runs; with --kstat-start,
+// which asks for it, the daemon exits non-zero naming the capability.
 func TestKstatWithoutCapability(t *testing.T) {
 	testutil.RequireFUSE(t)
 	testutil.RequireCommand(t, "setpriv")
+	drop := []string{"--inh-caps", "-net_admin", "--bounding-set", "-net_admin", "--", kstatBinary(t), "serve"}
 	mount := filepath.Join(t.TempDir(), "mnt")
-	cmd := exec.Command("setpriv", "--inh-caps", "-net_admin", "--bounding-set", "-net_admin", "--",
-		kstatBinary(t), "serve", "--mount", mount, "--kstat-start", "--listen", "127.0.0.1:0")
+	cmd := exec.Command("setpriv", append(drop, "--mount", mount, "--listen", "127.0.0.1:0")...)
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -440,6 +441,17 @@ func TestKstatWithoutCapability(t *testing.T) {
 	}
 	if log := stderr.String(); !strings.Contains(log, "CAP_NET_ADMIN") || !strings.Contains(log, "feature=kstat") {
 		t.Errorf("the daemon's log does not say that kstat lacks CAP_NET_ADMIN:\n%s", log)
+	}
+	if up := readText(t, filepath.Join(mount, "feature", "kstat", "up")); up != "0\n" {
+		t.Errorf("feature/kstat/up = %q, want 0", up)
+	}
+	if reason := readText(t, filepath.Join(mount, "feature", "kstat", "reason")); !strings.Contains(reason, "CAP_NET_ADMIN") {
+		t.Errorf("feature/kstat/reason = %q, want it to name CAP_NET_ADMIN", reason)
+	}
+
+	out, err := exec.Command("setpriv", append(drop, "--mount", filepath.Join(t.TempDir(), "mnt"), "--listen", "", "--kstat-start")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "kstat: kstat: ") || !strings.Contains(string(out), "CAP_NET_ADMIN") {
+		t.Errorf("--kstat-start without CAP_NET_ADMIN: %v, want a non-zero exit naming CAP_NET_ADMIN:\n%s", err, out)
 	}
 }
 

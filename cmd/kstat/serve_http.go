@@ -32,10 +32,12 @@ func init() {
 }
 
 // startHTTP serves the daemon's tree, knobs and feature handlers (d.mux)
-// over HTTP until the daemon stops.
+// over HTTP until the daemon stops. It listens in the daemon's second
+// phase; an address it cannot listen on stops the daemon.
 func startHTTP(ctx context.Context, d *daemon, opts httpOptions) error {
 	if opts.listen == "" {
 		d.log.Info("HTTP server disabled (--listen is empty)")
+		d.Off("http", `--listen is empty`)
 		return nil
 	}
 	c := export.New(d.root, export.Options{
@@ -51,23 +53,33 @@ func startHTTP(ctx context.Context, d *daemon, opts httpOptions) error {
 		Gatherer: export.NewGatherer(c),
 		Mux:      d.mux,
 		Log:      d.log,
+		Health:   d.states,
 	})
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-	d.log.Info("HTTP server listening", "addr", srv.Addr().String())
-	d.Go(func() {
-		if err := srv.Serve(); err != nil {
-			d.log.Error("HTTP server stopped", "err", err)
+	d.Listen("http", func() error {
+		if err := srv.Listen(); err != nil {
+			return err
 		}
-	})
-	d.Go(func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			d.log.Warn("HTTP shutdown", "err", err)
+		d.log.Info("HTTP server listening", "addr", srv.Addr().String())
+		base := "http://" + srv.Addr().String()
+		d.Announce("metrics", base+"/metrics")
+		d.Announce("api", base+"/api/v1/")
+		if dashboardOpts.enabled {
+			d.Announce("dashboard", base+"/")
 		}
+		d.Go(func() {
+			if err := srv.Serve(); err != nil {
+				d.log.Error("HTTP server stopped", "err", err)
+			}
+		})
+		d.Go(func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				d.log.Warn("HTTP shutdown", "err", err)
+			}
+		})
+		return nil
 	})
 	return nil
 }

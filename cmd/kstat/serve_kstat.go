@@ -44,7 +44,11 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 	}
 	c, err := netout.Load()
 	if err != nil {
-		return err
+		if opts.start || opts.netns != "" {
+			return err // asked for with --kstat-start or --netns
+		}
+		d.Degrade("kstat", err)
+		return nil
 	}
 	s, err := netout.NewService(c, opts.netns)
 	if err != nil {
@@ -59,10 +63,10 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 	d.root.AddSubordinate(src)
 	if opts.start {
 		if err := s.Start(); err != nil {
-			d.log.Error("kstat: not started", "err", err)
-		} else {
-			d.log.Info("kstat: counting outgoing packets", "netns", opts.netns)
+			c.Close()
+			return fmt.Errorf("--kstat-start: %w", err)
 		}
+		d.log.Info("kstat: counting outgoing packets", "netns", opts.netns)
 	}
 	d.Go(func() {
 		<-ctx.Done()

@@ -101,10 +101,9 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 	if opts.logJSON != "" {
 		jlog, err = telemetry.OpenJSONLog(telemetry.LogOptions{Path: opts.logJSON, MaxSize: opts.maxSize, Keep: opts.keep})
 		if err != nil {
-			d.log.Error("no JSON log; telemetry and the daemon go on without it", "path", opts.logJSON, "err", err)
-		} else {
-			sampler.OnSnapshot(logWriter(d, jlog))
+			return fmt.Errorf("--log-json %s: %w", opts.logJSON, err)
 		}
+		sampler.OnSnapshot(logWriter(d, jlog))
 	}
 	d.Go(func() {
 		sampler.Run(ctx)
@@ -147,11 +146,12 @@ func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
 		// The programs count this kernel's interrupts, not those of the
 		// files under --proc: side by side they would mean nothing.
 		d.log.Info("no eBPF IRQ counts: --proc is not /proc", "proc", d.paths.Proc)
+		d.Off("irqcount", "--proc is not /proc")
 		return
 	}
 	c, err := irqcount.Load()
 	if err != nil {
-		d.log.Error("no eBPF IRQ counts (irq/*/bpf_entries, softirq/*/bpf_entries); the /proc counts still work", "err", err)
+		d.Degrade("irqcount", fmt.Errorf("no eBPF IRQ counts (irq/*/bpf_entries, softirq/*/bpf_entries); the /proc counts still work: %w", err))
 		return
 	}
 	for _, f := range []struct {
@@ -179,6 +179,7 @@ func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
 			d.log.Warn("detaching the eBPF IRQ counters", "err", err)
 		}
 	})
+	d.Up("irqcount")
 	d.log.Info("eBPF IRQ counters attached", "programs", "tp_btf/irq_handler_entry, tp_btf/softirq_entry")
 }
 

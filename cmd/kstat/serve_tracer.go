@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/kstat/kstat/internal/knob"
 	"github.com/kstat/kstat/internal/tracer"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -55,19 +58,21 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 		return err
 	}
 	for _, k := range svc.Knobs() {
+		if k.Name == "enable" {
+			k = trackEnable(d, "tracer", k)
+		}
 		if err := d.knobs.Add("tracer/"+k.Name, src, k); err != nil {
 			return err
 		}
 	}
-	d.root.AddSubordinate(src)
-	d.collectors.Add(svc.Collector())
 	if opts.enable {
 		if err := svc.SetEnabled(true); err != nil {
-			d.log.Error("tracer: not enabled", "err", err)
-		} else {
-			d.log.Info("tracer: enabled", "functions", strings.TrimSpace(svc.FunctionsStatus()))
+			return fmt.Errorf("--tracer: %w", err)
 		}
+		d.log.Info("tracer: enabled", "functions", strings.TrimSpace(svc.FunctionsStatus()))
 	}
+	d.root.AddSubordinate(src)
+	d.collectors.Add(svc.Collector())
 	d.Go(func() {
 		svc.Run(ctx, time.Second)
 		if err := svc.Close(); err != nil {
@@ -75,4 +80,21 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 		}
 	})
 	return nil
+}
+
+// trackEnable returns k (a feature's enable knob) with its outcome kept
+// in the feature's state: an attach that fails marks the feature down
+// with the reason, one that works marks it up. Refused input changes
+// nothing.
+func trackEnable(d *daemon, feature string, k *knob.Knob) *knob.Knob {
+	return knob.New(k.Name, k.Help, k.Get, func(text string) error {
+		err := k.Set(text)
+		switch {
+		case err != nil && !errors.Is(err, statsfs.ErrInvalid):
+			d.Degrade(feature, err)
+		case err == nil:
+			d.Up(feature)
+		}
+		return err
+	})
 }

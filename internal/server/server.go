@@ -44,6 +44,9 @@ type Config struct {
 	// other parts of the daemon add to it are served too; nil: a new mux.
 	Mux *http.ServeMux
 	Log *slog.Logger // nil: discard
+	// Health serves /healthz (the daemon's readiness and per-feature
+	// state); nil: a handler that always answers "ok".
+	Health http.Handler
 }
 
 // Server is a listening HTTP server.
@@ -71,10 +74,14 @@ func New(cfg Config) *Server {
 		// Scrapes are serialised in the exporter; more waiting ones get 503.
 		MaxRequestsInFlight: 8,
 	}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	health := cfg.Health
+	if health == nil {
+		health = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok\n"))
+		})
+	}
+	mux.Handle("GET /healthz", health)
 	mux.HandleFunc("GET /api/v1/tree", api.tree)
 	mux.HandleFunc("GET /api/v1/tree/{path...}", api.tree)
 	mux.HandleFunc("GET /api/v1/knobs", api.listKnobs)

@@ -1,0 +1,163 @@
+package main
+
+// Tests of the daemon's start-up: fail-closed on what the user asked for,
+// degraded and visible on what the kernel lacks, ready only when every
+// source is in the tree.
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
+	"github.com/kstat/kstat/statsfs/fusefs"
+)
+
+// serveMustFail runs `kstat serve --mount DIR args...` and checks that it
+// exits non-zero within 10 seconds with one "kstat: " line, last on
+// stderr, that contains every want, and that it leaves nothing mounted.
+func serveMustFail(t *testing.T, args []string, want ...string) {
+	t.Helper()
+	testutil.RequireFUSE(t)
+	mount := filepath.Join(t.TempDir(), "mnt")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kstatBinary(t), append([]string{"serve", "--mount", mount}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if _, ok := err.(*exec.ExitError); !ok || cmd.ProcessState.ExitCode() <= 0 {
+		t.Fatalf("kstat serve %v: %v, want a non-zero exit\n%s", args, err, stderr.String())
+	}
+	if took > 10*time.Second {
+		t.Errorf("kstat serve %v took %v to fail, want seconds", args, took)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "kstat: ") {
+			n++
+		}
+	}
+	if n != 1 || !strings.HasPrefix(last, "kstat: ") {
+		t.Errorf("kstat serve %v: want one \"kstat: \" line, the last, got:\n%s", args, stderr.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(last, w) {
+			t.Errorf("kstat serve %v: the error %q does not say %q", args, last, w)
+		}
+	}
+	if _, ok := fusefs.MountedAt(mount); ok {
+		_ = syscall.Unmount(mount, syscall.MNT_DETACH)
+		t.Errorf("kstat serve %v left %s mounted", args, mount)
+	}
+}
+
+// TestServeFailsClosed: what the user configured either starts or the
+// daemon exits non-zero with one line saying why.
+func TestServeFailsClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"listen in use", []string{"--listen", ln.Addr().String()}, []string{ln.Addr().String(), "already in use"}},
+		{"log-json dir missing", []string{"--listen", "", "--log-json", filepath.Join(dir, "no", "log.json")}, []string{"--log-json", "no such file"}},
+		{"telemetry-ring", []string{"--listen", "", "--telemetry-ring", "0"}, []string{"--telemetry-ring"}},
+		{"netns missing", []string{"--listen", "", "--netns", filepath.Join(dir, "no-netns")}, []string{"--netns"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { serveMustFail(t, c.args, c.want...) })
+	}
+	t.Run("mount on a file", func(t *testing.T) {
+		testutil.RequireFUSE(t)
+		cmd := exec.Command(kstatBinary(t), "serve", "--mount", file, "--listen", "")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "kstat: mounting the statistics filesystem at "+file) {
+			t.Errorf("--mount on a file: %v\n%s", err, out)
+		}
+	})
+}
+
+// TestServeReadyAndFeatures: /healthz says each feature's state, the
+// ready line says where everything is, and the first scrape the daemon
+// answers holds every metric family a later one does, on each of several
+// starts.
+func TestServeReadyAndFeatures(t *testing.T) {
+	for i := range 3 {
+		d, base := startHTTPDaemon(t, "--telemetry-interval", "200ms")
+		_, first := scrapeMetrics(t, base)
+		code, health := httpDo(t, "GET", base+"/healthz", "")
+		if code != http.StatusOK || !strings.HasPrefix(health, "ready\n") {
+			t.Fatalf("/healthz after start-up: %d\n%s", code, health)
+		}
+		for _, f := range []string{"bufstat", "http", "kstat", "self", "telemetry", "tracer", "irqcount"} {
+			if !strings.Contains(health, "\n"+f+" up\n") {
+				t.Errorf("/healthz does not say %s is up:\n%s", f, health)
+			}
+			if v, ok := series(first, "kstat_feature_up", "feature="+f); !ok || v != 1 {
+				t.Errorf("kstat_feature_up{feature=%q} = %v (present %v), want 1", f, v, ok)
+			}
+		}
+		ready := d.Stderr()
+		for _, w := range []string{`msg="kstat serve ready"`, "mount=" + d.Mount, "dashboard=" + base + "/", "api=" + base + "/api/v1/", "features_on="} {
+			if !strings.Contains(ready, w) {
+				t.Errorf("the ready log line lacks %q:\n%s", w, ready)
+			}
+		}
+		time.Sleep(1500 * time.Millisecond)
+		_, later := scrapeMetrics(t, base)
+		var missing []string
+		for name := range later {
+			if _, ok := first[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			t.Errorf("start %d: the first scrape lacks %d families a later one has: %v", i+1, len(missing), missing)
+		}
+	}
+}
+
+// TestServeHealthzBeforeReady: until start-up is done (and once the
+// daemon stops) /healthz answers 503, with each feature's state.
+func TestServeHealthzBeforeReady(t *testing.T) {
+	h := newFeatureStates(statsfs.NewSource("kstat"))
+	h.set("kstat", nil)
+	h.off("http", "--listen is empty")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "not ready: starting or stopping\nhttp off: --listen is empty\nkstat up\n" {
+		t.Errorf("before ready: %d %q", rec.Code, rec.Body.String())
+	}
+	h.ready.Store(true)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), "ready\n") {
+		t.Errorf("ready: %d %q", rec.Code, rec.Body.String())
+	}
+}
