@@ -86,7 +86,6 @@ func TestServeFailsClosed(t *testing.T) {
 		want []string
 	}{
 		{"listen in use", []string{"--listen", ln.Addr().String()}, []string{ln.Addr().String(), "already in use"}},
-		{"log-json dir missing", []string{"--listen", "", "--log-json", filepath.Join(dir, "no", "log.json")}, []string{"--log-json", "no such file"}},
 		{"telemetry-ring", []string{"--listen", "", "--telemetry-ring", "0"}, []string{"--telemetry-ring"}},
 		{"netns missing", []string{"--listen", "", "--netns", filepath.Join(dir, "no-netns")}, []string{"--netns"}},
 	} {
