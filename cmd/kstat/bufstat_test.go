@@ -15,7 +15,7 @@ import (
 // once and checks every copy against /proc/meminfo, then writes the
 // control words and garbage.
 func TestBufstatFile(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, "--collector.slabinfo")
 	path := d.Path("bufstat")
 	memTotal := procMeminfoKB(t)["MemTotal"] / 1024
 

@@ -58,7 +58,7 @@ func stable(exposition string) string {
 func TestE2EGolden(t *testing.T) {
 	fixture := testutil.Fixture(t, "e2e")
 	_, base := startHTTPDaemon(t,
-		"--proc", fixture+"/proc", "--sys", fixture+"/sys")
+		"--proc", fixture+"/proc", "--sys", fixture+"/sys", "--collector.slabinfo")
 	text, mfs := scrapeMetrics(t, base)
 	got := stable(text)
 	golden := testutil.Fixture(t, "e2e", "metrics.golden")

@@ -21,26 +21,15 @@ import (
 // reportNow is the report's clock; golden tests fix it.
 var reportNow = time.Now
 
-// attachBufstat makes the collectors the bufstat report reads (meminfo,
-// netdev, sockstat, slabinfo) for paths, attaches their values under root
-// (net/, net/dev/, block/, mm/, memory/) and adds them to reg.
+// reportCollectors are the registered collectors the bufstat report
+// reads.
+var reportCollectors = []string{"sockstat", "netdev", "meminfo", "slabinfo"}
+
+// attachBufstat builds the report's collectors for paths from the
+// registry, attaching their values under root (net/, net/dev/, block/,
+// mm/, memory/) and adding them to reg.
 func attachBufstat(root *statsfs.Source, reg *collector.Registry, paths collector.Paths) error {
-	type attacher interface {
-		collector.Collector
-		Attach(*statsfs.Source) error
-	}
-	for _, c := range []attacher{
-		collector.NewSockstat(paths),
-		collector.NewNetdev(paths),
-		collector.NewMeminfo(paths),
-		collector.NewSlabinfo(paths),
-	} {
-		if err := c.Attach(root); err != nil {
-			return fmt.Errorf("attaching the %s collector: %w", c.Name(), err)
-		}
-		reg.Add(c)
-	}
-	return nil
+	return reg.Build(collector.Config{Paths: paths, Root: root}, collector.Only(reportCollectors...))
 }
 
 type reportOptions struct {

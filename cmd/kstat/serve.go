@@ -55,9 +55,10 @@ type listener struct {
 type daemon struct {
 	root       *statsfs.Source
 	knobs      *knob.Registry
-	collectors *collector.Registry // for per-collector duration and success metrics
-	paths      collector.Paths     // --proc and --sys
-	mux        *http.ServeMux      // features add API handlers; the HTTP feature serves it
+	collectors *collector.Registry  // every collector, for views and per-collector duration and success metrics
+	selection  *collector.Selection // which collectors the --collector.NAME flags enable
+	paths      collector.Paths      // --proc and --sys
+	mux        *http.ServeMux       // features add API handlers; the HTTP feature serves it
 	log        *slog.Logger
 	level      *slog.LevelVar   // debug/nodebug switch it
 	fuse       *fusefs.Requests // requests the statistics mount served (serve_self publishes them)
@@ -106,9 +107,10 @@ func (d *daemon) Go(fn func()) {
 
 // serveOptions are the flags of "kstat serve" that are not a feature's.
 type serveOptions struct {
-	mount    string
-	debug    bool
-	capsKeep string // --capabilities.keep
+	mount      string
+	debug      bool
+	capsKeep   string               // --capabilities.keep
+	collectors *collector.Selection // --collector.NAME and the others
 }
 
 func init() {
@@ -146,6 +148,7 @@ docs/SECURITY.md).`,
 	fl := cmd.Flags()
 	fl.StringVar(&opts.mount, "mount", "/run/kstat", "where to mount the statistics filesystem (empty: do not mount)")
 	fl.BoolVar(&opts.debug, "debug", false, "log at debug level from the start (the bufstat file switches it later)")
+	opts.collectors = collector.AddFlags(fl, bpfCollectors...)
 	for _, f := range features {
 		if f.flags != nil {
 			f.flags(fl)
@@ -179,7 +182,11 @@ func runServe(parent context.Context, opts serveOptions) error {
 		return err
 	}
 
-	// Phase 1: every feature adds its sources, collectors and knobs.
+	// Phase 1: the collectors the flags select, then every feature adds
+	// its sources, collectors and knobs.
+	if err := buildCollectors(d, opts.collectors); err != nil {
+		return fail(err)
+	}
 	for _, f := range features {
 		if err := f.start(ctx, d); err != nil {
 			return fail(fmt.Errorf("%s: %w", f.name, err))

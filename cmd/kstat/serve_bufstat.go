@@ -14,14 +14,10 @@ func init() {
 	features = append(features, feature{name: "bufstat", start: startBufstat})
 }
 
-// startBufstat adds the buffer collectors' values to the tree and the
-// control file bufstat at its root: reading it gives the report, made
+// startBufstat adds the control file bufstat at the tree's root: reading it gives the report, made
 // fresh on each read; writing "debug" or "nodebug" switches the daemon's
 // debug logging.
 func startBufstat(_ context.Context, d *daemon) error {
-	if err := attachBufstat(d.root, d.collectors, d.paths); err != nil {
-		return err
-	}
 	return d.root.AddControl(&statsfs.Control{
 		Name: "bufstat",
 		Help: `Kernel buffer statistics report, made fresh on each read; write "debug" or "nodebug" to switch debug logging`,

@@ -37,6 +37,13 @@ func init() {
 // program is detached and unloaded; if the daemon is killed, the kernel
 // drops the fd-held links and the program with the process.
 func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
+	if !d.collectorOn("kstat") {
+		if opts.start {
+			return fmt.Errorf("--kstat-start with --no-collector.kstat: give one of them")
+		}
+		d.Off("kstat", "disabled by --no-collector.kstat")
+		return nil
+	}
 	if opts.netns != "" {
 		if err := netns.Do(opts.netns, func() error { return nil }); err != nil {
 			return fmt.Errorf("--netns: %w", err)
@@ -61,6 +68,7 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 		return err
 	}
 	d.root.AddSubordinate(src)
+	d.collectors.Add(s.Collector())
 	if opts.start {
 		if err := s.Start(); err != nil {
 			c.Close()

@@ -66,11 +66,11 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 		return fmt.Errorf("--telemetry-interval: %w", err)
 	}
 
-	srcs, err := telemetry.AddSources(d.root, d.paths, d.collectors)
-	if err != nil {
-		d.log.Error("telemetry collectors failed; their values stay 0 until a read works", "err", err)
+	if d.collectorOn("irqcount") {
+		attachIRQCounts(ctx, d, d.collectors)
+	} else {
+		d.Off("irqcount", "disabled by --no-collector.irqcount")
 	}
-	attachIRQCounts(ctx, d, srcs)
 
 	tsrc := collector.Child(d.root, "telemetry")
 	for _, k := range []*knob.Knob{sampler.EnableKnob(), interval} {
@@ -99,6 +99,7 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 
 	var jlog *telemetry.JSONLog
 	if opts.logJSON != "" {
+		var err error
 		jlog, err = telemetry.OpenJSONLog(telemetry.LogOptions{Path: opts.logJSON, MaxSize: opts.maxSize, Keep: opts.keep})
 		if err != nil {
 			return fmt.Errorf("--log-json %s: %w", opts.logJSON, err)
@@ -138,8 +139,10 @@ func logWriter(d *daemon, l *telemetry.JSONLog) func(telemetry.Snapshot) {
 
 // attachIRQCounts loads the eBPF IRQ and softirq counters and puts their
 // counts beside the /proc ones. Without them the /proc values still work.
-func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
-	if srcs.Interrupts == nil && srcs.Softirqs == nil {
+func attachIRQCounts(ctx context.Context, d *daemon, reg *collector.Registry) {
+	irqs, softirqs := irqLines(reg)
+	if irqs == nil && softirqs == nil {
+		d.Off("irqcount", "the interrupts and softirqs collectors are off")
 		return
 	}
 	if filepath.Clean(d.paths.Proc) != "/proc" {
@@ -160,8 +163,8 @@ func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
 		covers func(string) bool
 		read   func() (map[string]uint64, error)
 	}{
-		{srcs.Interrupts, "irqcount", numberedIRQ, c.IRQCounts},
-		{srcs.Softirqs, "softirqcount", func(string) bool { return true }, c.SoftirqCounts},
+		{irqs, "irqcount", numberedIRQ, c.IRQCounts},
+		{softirqs, "softirqcount", func(string) bool { return true }, c.SoftirqCounts},
 	} {
 		if f.lines == nil {
 			continue
@@ -181,6 +184,14 @@ func attachIRQCounts(ctx context.Context, d *daemon, srcs *telemetry.Sources) {
 	})
 	d.Up("irqcount")
 	d.log.Info("eBPF IRQ counters attached", "programs", "tp_btf/irq_handler_entry, tp_btf/softirq_entry")
+}
+
+// irqLines returns the interrupts and softirqs collectors of reg (nil
+// when not built), to which the eBPF counts are added.
+func irqLines(reg *collector.Registry) (irqs, softirqs *collector.Lines) {
+	irqs, _ = reg.Get("interrupts").(*collector.Lines)
+	softirqs, _ = reg.Get("softirqs").(*collector.Lines)
+	return irqs, softirqs
 }
 
 // numberedIRQ reports whether a /proc/interrupts line is an IRQ number,

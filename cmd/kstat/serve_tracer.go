@@ -45,6 +45,13 @@ func init() {
 // the named-function counters, where the kernel allows them) are attached
 // only while tracer/enable is 1; at shutdown everything is detached.
 func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
+	if !d.collectorOn("tracer") {
+		if opts.enable {
+			return fmt.Errorf("--tracer with --no-collector.tracer: give one of them")
+		}
+		d.Off("tracer", "disabled by --no-collector.tracer")
+		return nil
+	}
 	pids := make([]uint32, len(opts.pids))
 	for i, p := range opts.pids {
 		pids[i] = uint32(p)

@@ -78,28 +78,27 @@ func runTelemetry(ctx context.Context, stdout, stderr io.Writer, opts telemetryC
 	defer stop()
 	root := statsfs.NewSource("kstat")
 	p := collector.Paths{Proc: global.procRoot, Sys: global.sysRoot}
-	srcs, err := telemetry.AddSources(root, p, &collector.Registry{})
-	if err != nil {
-		fmt.Fprintf(stderr, "kstat telemetry: %v\n", err)
-	}
-	mem := collector.NewMeminfo(p)
-	if err := mem.Attach(root); err != nil {
+	reg := &collector.Registry{}
+	if err := reg.Build(collector.Config{Paths: p, Root: root}, collector.Only(telemetry.Collectors...)); err != nil {
 		return err
 	}
-	if err := mem.Refresh(); err != nil {
-		fmt.Fprintf(stderr, "kstat telemetry: %v\n", err)
+	for _, c := range reg.All() {
+		if err := c.Refresh(); err != nil {
+			fmt.Fprintf(stderr, "kstat telemetry: %v\n", err)
+		}
 	}
+	irqs, softirqs := irqLines(reg)
 	if filepath.Clean(p.Proc) != "/proc" {
 		fmt.Fprintf(stderr, "kstat telemetry: no eBPF counts: --proc is not /proc\n")
 	} else if c, err := irqcount.Load(); err != nil {
 		fmt.Fprintf(stderr, "kstat telemetry: no eBPF counts: %v\n", err)
 	} else {
 		defer c.Close()
-		if srcs.Interrupts != nil {
-			_, _ = srcs.Interrupts.AddEventCounts("irqcount", numberedIRQ, c.IRQCounts)
+		if irqs != nil {
+			_, _ = irqs.AddEventCounts("irqcount", numberedIRQ, c.IRQCounts)
 		}
-		if srcs.Softirqs != nil {
-			_, _ = srcs.Softirqs.AddEventCounts("softirqcount", func(string) bool { return true }, c.SoftirqCounts)
+		if softirqs != nil {
+			_, _ = softirqs.AddEventCounts("softirqcount", func(string) bool { return true }, c.SoftirqCounts)
 		}
 	}
 

@@ -178,7 +178,7 @@ func failed(treeErr error, reg *collector.Registry, name string) string {
 			return ""
 		}
 	}
-	return fmt.Sprintf("no %s collector is running", name)
+	return fmt.Sprintf("the %s collector is off (kstat serve --collector.%s turns it on)", name, name)
 }
 
 // Build reads the report from root, where the collectors in reg attached

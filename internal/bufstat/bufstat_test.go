@@ -31,14 +31,8 @@ func fixtureTree(t testing.TB, c string) (*statsfs.Source, *collector.Registry) 
 	paths := collector.Paths{Proc: filepath.Join(dir, "proc"), Sys: filepath.Join(dir, "sys")}
 	root := statsfs.NewSource("kstat")
 	reg := &collector.Registry{}
-	for _, col := range []interface {
-		collector.Collector
-		Attach(*statsfs.Source) error
-	}{collector.NewSockstat(paths), collector.NewNetdev(paths), collector.NewMeminfo(paths), collector.NewSlabinfo(paths)} {
-		if err := col.Attach(root); err != nil {
-			t.Fatal(err)
-		}
-		reg.Add(col)
+	if err := reg.Build(collector.Config{Paths: paths, Root: root}, collector.Only("sockstat", "netdev", "meminfo", "slabinfo")); err != nil {
+		t.Fatal(err)
 	}
 	return root, reg
 }

@@ -2,9 +2,16 @@
 // /sys, one file per kernel file. A collector never formats output: views
 // read the tree. The proc and sys roots are parameters, so tests run the
 // same code on fixtures under testdata/.
+//
+// Every collector has one shape: a file that registers a Factory by name in
+// init (see Register), a Collector the factory returns after attaching its
+// values under the tree's root, and a Refresher that reads its kernel file
+// at most once per MaxAge and never keeps a caller waiting past its timeout.
 package collector
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +22,15 @@ import (
 // MaxAge is how long one read of a kernel file serves the values it feeds,
 // so that a whole-tree read costs one read per file.
 const MaxAge = 50 * time.Millisecond
+
+// DefaultTimeout is how long a caller waits for a collector's read before
+// the read counts as failed (the read goes on in the background and the
+// values keep their last reading).
+const DefaultTimeout = 5 * time.Second
+
+// ErrTimeout is the error of a read that did not finish within its
+// collector's timeout.
+var ErrTimeout = errors.New("read did not finish within the collector's timeout")
 
 // Paths are the mount points collectors read from.
 type Paths struct {
@@ -27,46 +43,42 @@ type Paths struct {
 type Status struct {
 	Name     string
 	Time     time.Time     // when the last read started (zero: never read)
-	Duration time.Duration // how long it took
+	Duration time.Duration // how long it took (or has taken, when Err is ErrTimeout)
 	Err      error         // nil on success
 }
 
 // Collector is what every collector reports about itself.
 type Collector interface {
+	// Name is the collector's registered name ("meminfo").
 	Name() string
+	// Status is the outcome of the last read.
 	Status() Status
-}
-
-// Registry lists a daemon's collectors, in the order they were added.
-type Registry struct {
-	mu   sync.Mutex
-	list []Collector
-}
-
-// Add appends c.
-func (r *Registry) Add(c Collector) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.list = append(r.list, c)
-}
-
-// All returns the collectors.
-func (r *Registry) All() []Collector {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Collector(nil), r.list...)
+	// Refresh reads the kernel unless the last read is fresh, waiting at
+	// most the collector's timeout, and returns the read's error.
+	Refresh() error
 }
 
 // Refresher runs a collector's read function at most once per MaxAge and
-// keeps its Status. It implements Collector.
+// keeps its Status. A read runs in a goroutine of its own: a caller waits
+// for it until the read's start plus the timeout, then gets ErrTimeout,
+// and later callers get ErrTimeout at once until the read returns. It
+// implements Collector.
 type Refresher struct {
-	name   string
-	read   func() error
-	now    func() time.Time
-	maxAge time.Duration
+	name    string
+	read    func() error
+	now     func() time.Time
+	maxAge  time.Duration
+	timeout atomic.Int64 // nanoseconds
 
-	mu   sync.Mutex             // serialises reads
-	last atomic.Pointer[Status] // the last read; nil before the first
+	mu       sync.Mutex             // guards inflight
+	inflight *flight                // the read in progress, or nil
+	last     atomic.Pointer[Status] // the last finished read; nil before the first
+}
+
+// flight is one read in progress.
+type flight struct {
+	start time.Time
+	done  chan struct{} // closed when the read returned and last is set
 }
 
 // NewRefresher returns a Refresher for read, named name.
@@ -77,18 +89,40 @@ func NewRefresher(name string, read func() error) *Refresher {
 // NewRefresherMaxAge is NewRefresher with a longer cache, for kernel files
 // that are slow to generate (such as /proc/slabinfo).
 func NewRefresherMaxAge(name string, maxAge time.Duration, read func() error) *Refresher {
-	return &Refresher{name: name, read: read, now: time.Now, maxAge: maxAge}
+	r := &Refresher{name: name, read: read, now: time.Now, maxAge: maxAge}
+	r.timeout.Store(int64(DefaultTimeout))
+	return r
 }
 
 // Name is the collector's name.
 func (r *Refresher) Name() string { return r.name }
 
-// Status returns the last read's outcome.
+// SetTimeout sets how long callers wait for a read (d > 0).
+func (r *Refresher) SetTimeout(d time.Duration) {
+	if d > 0 {
+		r.timeout.Store(int64(d))
+	}
+}
+
+// Status returns the last read's outcome; while a read has run past the
+// timeout, a failure with ErrTimeout.
 func (r *Refresher) Status() Status {
+	r.mu.Lock()
+	f := r.inflight
+	r.mu.Unlock()
+	if f != nil {
+		if d := r.now().Sub(f.start); d >= time.Duration(r.timeout.Load()) {
+			return Status{Name: r.name, Time: f.start, Duration: d, Err: r.timeoutErr()}
+		}
+	}
 	if s := r.last.Load(); s != nil {
 		return *s
 	}
 	return Status{Name: r.name}
+}
+
+func (r *Refresher) timeoutErr() error {
+	return fmt.Errorf("%s: %w (%v)", r.name, ErrTimeout, time.Duration(r.timeout.Load()))
 }
 
 // fresh returns the last read when it is younger than the max age at now.
@@ -98,21 +132,64 @@ func (r *Refresher) fresh(now time.Time) (*Status, bool) {
 }
 
 // Refresh calls read unless the last read is younger than the max age, and
-// returns that read's error. Checking a fresh read takes no lock, since
-// every value read of the collector's sources asks.
+// returns that read's error, or ErrTimeout when the read takes longer than
+// the timeout. Checking a fresh read takes no lock, since every value read
+// of the collector's sources asks.
 func (r *Refresher) Refresh() error {
 	if s, ok := r.fresh(r.now()); ok {
 		return s.Err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	start := r.now()
-	if s, ok := r.fresh(start); ok { // read by another caller meanwhile
+	f, s := r.start()
+	if f == nil {
 		return s.Err
 	}
-	err := r.read()
-	r.last.Store(&Status{Name: r.name, Time: start, Duration: r.now().Sub(start), Err: err})
-	return err
+	return r.wait(f)
+}
+
+// start returns the read in progress, starting one unless the last read is
+// fresh (then it returns nil and that read's status).
+func (r *Refresher) start() (*flight, *Status) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight != nil {
+		return r.inflight, nil
+	}
+	now := r.now()
+	if s, ok := r.fresh(now); ok { // read by another caller meanwhile
+		return nil, s
+	}
+	f := &flight{start: now, done: make(chan struct{})}
+	r.inflight = f
+	go func() {
+		err := r.read()
+		r.last.Store(&Status{Name: r.name, Time: f.start, Duration: r.now().Sub(f.start), Err: err})
+		r.mu.Lock()
+		r.inflight = nil
+		r.mu.Unlock()
+		close(f.done)
+	}()
+	return f, nil
+}
+
+// wait waits for f until its start plus the timeout.
+func (r *Refresher) wait(f *flight) error {
+	select {
+	case <-f.done:
+		return r.last.Load().Err
+	default:
+	}
+	left := time.Duration(r.timeout.Load()) - r.now().Sub(f.start)
+	if left <= 0 {
+		return r.timeoutErr()
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return r.last.Load().Err
+	case <-t.C:
+		return r.timeoutErr()
+	}
 }
 
 // Record returns a statsfs record of c that refreshes before each load.

@@ -12,6 +12,12 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "interrupts", Default: true,
+		Help: "interrupts per line with their descriptions from /proc/interrupts into irq/"},
+		func(cfg Config) (Collector, error) { return newInterrupts(cfg.Paths, Child(cfg.Root, "irq")) })
+}
+
 // CPUTable is /proc/interrupts or /proc/softirqs: a header of CPU columns,
 // then one line per interrupt source.
 type CPUTable struct {
@@ -166,11 +172,11 @@ type eventFeed struct {
 	last map[string]uint64
 }
 
-// NewInterrupts adds the "interrupts" collector under parent (normally
+// newInterrupts adds the "interrupts" collector under parent (normally
 // irq/): a source irq/<line>/ per line of p.Proc/interrupts, labelled
 // irq=<line>, with its count and description, and a count sum in parent.
-// It reads the file once now; the error says whether that worked.
-func NewInterrupts(p Paths, parent *statsfs.Source) (*Lines, error) {
+// It reads the file once now; a failed read is in Status.
+func newInterrupts(p Paths, parent *statsfs.Source) (*Lines, error) {
 	return newLines("interrupts", filepath.Join(p.Proc, "interrupts"), "irq", irqTable, true, ParseInterrupts, parent)
 }
 
@@ -194,7 +200,8 @@ func newLines(name, path, label string, table *statsfs.Table, desc bool,
 	if err := parent.AddValues(table, nil, 0); err != nil {
 		return nil, err
 	}
-	return l, l.Refresh()
+	_ = l.Refresh() // the lines are there before anyone lists the directory; a failure is in Status
+	return l, nil
 }
 
 // update stores a parse: new lines get a source, gone ones are removed.

@@ -8,6 +8,12 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "loadavg", Default: true,
+		Help: "load averages from /proc/loadavg into system/"},
+		func(cfg Config) (Collector, error) { return newLoadavg(cfg.Paths, Child(cfg.Root, "system")) })
+}
+
 // Loadavg is /proc/loadavg's load averages over 1, 5 and 15 minutes.
 type Loadavg struct {
 	Load1, Load5, Load15 float64
@@ -39,9 +45,9 @@ var loadavgTable = statsfs.NewTable(
 		Help: "Load average over 15 minutes (/proc/loadavg)."},
 )
 
-// NewLoadavg adds the "loadavg" collector's values to src (normally
+// newLoadavg adds the "loadavg" collector's values to src (normally
 // system/), read from p.Proc/loadavg at most once per MaxAge.
-func NewLoadavg(p Paths, src *statsfs.Source) (*Refresher, error) {
+func newLoadavg(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(loadavgTable)
 	path := filepath.Join(p.Proc, "loadavg")
 	var buf []byte // reused by each read

@@ -9,6 +9,15 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "meminfo", Default: true,
+		Help: "memory, page cache and slab totals from /proc/meminfo into memory/, block/ and mm/"},
+		func(cfg Config) (Collector, error) {
+			c := newMeminfo(cfg.Paths)
+			return c, c.attach(cfg.Root)
+		})
+}
+
 // The /proc/meminfo fields the meminfo collector uses, in meminfoKeys order.
 const (
 	meminfoMemTotal = iota
@@ -181,8 +190,8 @@ type Meminfo struct {
 	cells  [3]*statsfs.Counters
 }
 
-// NewMeminfo returns the collector for p.Proc/meminfo.
-func NewMeminfo(p Paths) *Meminfo {
+// newMeminfo returns the collector for p.Proc/meminfo.
+func newMeminfo(p Paths) *Meminfo {
 	m := &Meminfo{
 		path:   filepath.Join(p.Proc, "meminfo"),
 		tables: [3]meminfoTable{meminfoBlock, meminfoMM, meminfoMemory},
@@ -194,9 +203,9 @@ func NewMeminfo(p Paths) *Meminfo {
 	return m
 }
 
-// Attach adds block/, mm/ and memory/ values under parent (creating those
+// attach adds block/, mm/ and memory/ values under parent (creating those
 // directories if no other collector has).
-func (m *Meminfo) Attach(parent *statsfs.Source) error {
+func (m *Meminfo) attach(parent *statsfs.Source) error {
 	for i, t := range m.tables {
 		if err := Child(parent, t.dir).AddValues(t.table, m.Record(m.cells[i]), 0); err != nil {
 			return err

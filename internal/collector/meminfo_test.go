@@ -110,9 +110,9 @@ func TestMeminfoCollector(t *testing.T) {
 	}
 	full := "MemTotal: 100 kB\nMemFree: 50 kB\nMemAvailable: 60 kB\nBuffers: 1 kB\nCached: 2 kB\nDirty: 3 kB\nWriteback: 4 kB\nSlab: 5 kB\nSReclaimable: 6 kB\nSUnreclaim: 7 kB\nPageTables: 8 kB\n"
 	write(full)
-	m := NewMeminfo(Paths{Proc: dir})
+	m := newMeminfo(Paths{Proc: dir})
 	root := statsfs.NewSource("root")
-	if err := m.Attach(root); err != nil {
+	if err := m.attach(root); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]uint64{
@@ -161,7 +161,7 @@ func TestMeminfoCollector(t *testing.T) {
 // BenchmarkMeminfo is one read and parse of this machine's /proc/meminfo
 // by the collector.
 func BenchmarkMeminfo(b *testing.B) {
-	m := NewMeminfo(Paths{Proc: "/proc"})
+	m := newMeminfo(Paths{Proc: "/proc"})
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := m.read(); err != nil {

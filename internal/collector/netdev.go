@@ -9,6 +9,15 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "netdev", Default: true,
+		Help: "per-device packets, bytes, errors and drops from /proc/net/dev (and queue lengths from /sys/class/net) into net/dev/"},
+		func(cfg Config) (Collector, error) {
+			c := newNetdev(cfg.Paths)
+			return c, c.attach(cfg.Root)
+		})
+}
+
 // netdevFields is the number of counters on a /proc/net/dev line: eight
 // receive (bytes packets errs drop fifo frame compressed multicast), then
 // eight transmit (bytes packets errs drop fifo colls carrier compressed).
@@ -138,8 +147,8 @@ type Netdev struct {
 	pass         uint64
 }
 
-// NewNetdev returns the collector for p.
-func NewNetdev(p Paths) *Netdev {
+// newNetdev returns the collector for p.
+func newNetdev(p Paths) *Netdev {
 	n := &Netdev{
 		path:   filepath.Join(p.Proc, "net", "dev"),
 		sysNet: filepath.Join(p.Sys, "class", "net"),
@@ -150,10 +159,10 @@ func NewNetdev(p Paths) *Netdev {
 	return n
 }
 
-// Attach adds net/dev/ under parent with the sums, and makes a first read
+// attach adds net/dev/ under parent with the sums, and makes a first read
 // so the interfaces are there before anyone lists the directory; a failed
 // first read is in Status, not returned.
-func (n *Netdev) Attach(parent *statsfs.Source) error {
+func (n *Netdev) attach(parent *statsfs.Source) error {
 	// A hidden, all-zero record of the table in net/dev/ itself: the
 	// sums visit it before they list the interfaces, so its refresh
 	// brings interfaces that appeared in time for the sum that reads it.

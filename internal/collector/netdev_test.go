@@ -160,9 +160,9 @@ func TestNetdevInterfacesComeAndGo(t *testing.T) {
 		must(os.WriteFile(filepath.Join(proc, "net", "dev"), []byte("Inter-|\n face |\n"+strings.Join(lines, "")), 0o644))
 	}
 	writeDev(line("a0", 100), line("b0", 200))
-	n := NewNetdev(Paths{Proc: proc, Sys: sys})
+	n := newNetdev(Paths{Proc: proc, Sys: sys})
 	root := statsfs.NewSource("root")
-	must(n.Attach(root))
+	must(n.attach(root))
 	if got := netdevRead(t, root, "a0", "tx_queue_len"); got != 500 {
 		t.Errorf("a0 tx_queue_len %d", got)
 	}
@@ -246,11 +246,11 @@ func TestNetNSVeth(t *testing.T) {
 		}
 	}
 	rootA, rootB := statsfs.NewSource("a"), statsfs.NewSource("b")
-	colA, colB := NewNetdev(paths(nsA, "kbA")), NewNetdev(paths(nsB, "kbB"))
-	if err := colA.Attach(rootA); err != nil {
+	colA, colB := newNetdev(paths(nsA, "kbA")), newNetdev(paths(nsB, "kbB"))
+	if err := colA.attach(rootA); err != nil {
 		t.Fatal(err)
 	}
-	if err := colB.Attach(rootB); err != nil {
+	if err := colB.attach(rootB); err != nil {
 		t.Fatal(err)
 	}
 	if err := colB.Status().Err; err != nil {
@@ -345,7 +345,7 @@ func TestNetNSVeth(t *testing.T) {
 // BenchmarkNetdev is one read and parse of this machine's /proc/net/dev
 // and tx_queue_len files by the collector.
 func BenchmarkNetdev(b *testing.B) {
-	n := NewNetdev(Paths{Proc: "/proc", Sys: "/sys"})
+	n := newNetdev(Paths{Proc: "/proc", Sys: "/sys"})
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := n.read(); err != nil {

@@ -13,6 +13,15 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "slabinfo", Default: false,
+		Help: "per-cache slab use from /proc/slabinfo (root only, slow to read) into mm/slabinfo/"},
+		func(cfg Config) (Collector, error) {
+			c := newSlabinfo(cfg.Paths)
+			return c, c.attach(cfg.Root)
+		})
+}
+
 // SlabinfoMaxAge is how long one read of /proc/slabinfo serves: the kernel
 // takes milliseconds to generate it (it walks every cache), too slow for
 // the 50 ms cache of the other files.
@@ -91,8 +100,8 @@ type Slabinfo struct {
 	pass     uint64
 }
 
-// NewSlabinfo returns the collector for p.
-func NewSlabinfo(p Paths) *Slabinfo {
+// newSlabinfo returns the collector for p.
+func newSlabinfo(p Paths) *Slabinfo {
 	s := &Slabinfo{
 		proc:     p.Proc,
 		pageSize: uint64(os.Getpagesize()),
@@ -105,8 +114,8 @@ func NewSlabinfo(p Paths) *Slabinfo {
 	return s
 }
 
-// Attach adds mm/slabinfo/ under parent and makes a first read.
-func (s *Slabinfo) Attach(parent *statsfs.Source) error {
+// attach adds mm/slabinfo/ under parent and makes a first read.
+func (s *Slabinfo) attach(parent *statsfs.Source) error {
 	if err := s.dir.AddValues(SlabinfoTable, s.Record(s.total), 0); err != nil {
 		return err
 	}

@@ -46,9 +46,9 @@ func TestSlabinfoFixture(t *testing.T) {
 		return all[i].name < all[j].name
 	})
 
-	s := NewSlabinfo(Paths{Proc: proc})
+	s := newSlabinfo(Paths{Proc: proc})
 	root := statsfs.NewSource("root")
-	if err := s.Attach(root); err != nil {
+	if err := s.attach(root); err != nil {
 		t.Fatal(err)
 	}
 	dir := root.Find("mm/slabinfo")
@@ -83,9 +83,9 @@ func TestSlabinfoFixture(t *testing.T) {
 }
 
 func TestSlabinfoMissingStaysHidden(t *testing.T) {
-	s := NewSlabinfo(Paths{Proc: testutil.Fixture(t, "bufstat", "missing-files", "proc")})
+	s := newSlabinfo(Paths{Proc: testutil.Fixture(t, "bufstat", "missing-files", "proc")})
 	root := statsfs.NewSource("root")
-	if err := s.Attach(root); err != nil {
+	if err := s.attach(root); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Status().Err; !os.IsNotExist(err) || !root.Find("mm/slabinfo").Hidden() {
@@ -97,7 +97,7 @@ func TestSlabinfoMissingStaysHidden(t *testing.T) {
 // it needs root.
 func BenchmarkSlabinfo(b *testing.B) {
 	testutil.RequireRoot(b)
-	s := NewSlabinfo(Paths{Proc: "/proc"})
+	s := newSlabinfo(Paths{Proc: "/proc"})
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.read(); err != nil {

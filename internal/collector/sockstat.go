@@ -13,6 +13,15 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "sockstat", Default: true,
+		Help: "socket use and socket buffer memory from /proc/net/sockstat and sockstat6 into net/"},
+		func(cfg Config) (Collector, error) {
+			c := newSockstat(cfg.Paths)
+			return c, c.attach(cfg.Root)
+		})
+}
+
 func sockGauge(name, unit, help string) statsfs.Value {
 	return statsfs.Value{Name: name, Help: help, Type: statsfs.U64, Unit: unit, Flag: statsfs.Floating}
 }
@@ -142,8 +151,8 @@ type Sockstat struct {
 	dir6     *statsfs.Source
 }
 
-// NewSockstat returns the collector for p.
-func NewSockstat(p Paths) *Sockstat {
+// newSockstat returns the collector for p.
+func newSockstat(p Paths) *Sockstat {
 	s := &Sockstat{
 		proc:     p.Proc,
 		pageSize: uint64(os.Getpagesize()),
@@ -155,8 +164,8 @@ func NewSockstat(p Paths) *Sockstat {
 	return s
 }
 
-// Attach adds the values to net/ and net/sockstat6/ under parent.
-func (s *Sockstat) Attach(parent *statsfs.Source) error {
+// attach adds the values to net/ and net/sockstat6/ under parent.
+func (s *Sockstat) attach(parent *statsfs.Source) error {
 	net := Child(parent, "net")
 	if err := net.AddValues(SockstatTable, s.Record(s.v4), 0); err != nil {
 		return err

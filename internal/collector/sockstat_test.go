@@ -38,9 +38,9 @@ func TestSockstatFixture(t *testing.T) {
 	for _, c := range []string{"real", "huge"} {
 		t.Run(c, func(t *testing.T) {
 			proc := testutil.Fixture(t, "bufstat", c, "proc")
-			s := NewSockstat(Paths{Proc: proc})
+			s := newSockstat(Paths{Proc: proc})
 			root := statsfs.NewSource("root")
-			if err := s.Attach(root); err != nil {
+			if err := s.attach(root); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Status().Err; err != nil {
@@ -91,9 +91,9 @@ func TestSockstatErrors(t *testing.T) {
 	}
 	good := "sockets: used 5\nTCP: inuse 1 orphan 0 tw 2 alloc 3 mem 4\nUDP: inuse 1 mem 1\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n"
 	write("sockstat", good)
-	s := NewSockstat(Paths{Proc: dir})
+	s := newSockstat(Paths{Proc: dir})
 	root := statsfs.NewSource("root")
-	if err := s.Attach(root); err != nil {
+	if err := s.attach(root); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Status().Err; err != nil || !root.Find("net/sockstat6").Hidden() {
@@ -121,7 +121,7 @@ func TestSockstatErrors(t *testing.T) {
 // BenchmarkSockstat is one read and parse of /proc/net/sockstat and
 // sockstat6 (with procfs).
 func BenchmarkSockstat(b *testing.B) {
-	s := NewSockstat(Paths{Proc: "/proc"})
+	s := newSockstat(Paths{Proc: "/proc"})
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.read(); err != nil {

@@ -7,6 +7,12 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "softirqs", Default: true,
+		Help: "softirqs per vector from /proc/softirqs into softirq/"},
+		func(cfg Config) (Collector, error) { return newSoftirqs(cfg.Paths, Child(cfg.Root, "softirq")) })
+}
+
 // ParseSoftirqs reads the text of /proc/softirqs: a header of CPU columns,
 // then one line per softirq vector (HI, TIMER, NET_TX, ...), in vector
 // order.
@@ -23,9 +29,9 @@ func ParseSoftirqs(b []byte) (CPUTable, error) {
 	return t, nil
 }
 
-// NewSoftirqs adds the "softirqs" collector under parent (normally
+// newSoftirqs adds the "softirqs" collector under parent (normally
 // softirq/): a source softirq/<vector>/ per line of p.Proc/softirqs,
 // labelled vector=<name>, with its count, and a count sum in parent.
-func NewSoftirqs(p Paths, parent *statsfs.Source) (*Lines, error) {
+func newSoftirqs(p Paths, parent *statsfs.Source) (*Lines, error) {
 	return newLines("softirqs", filepath.Join(p.Proc, "softirqs"), "vector", softirqTable, false, ParseSoftirqs, parent)
 }

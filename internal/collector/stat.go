@@ -11,6 +11,12 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "stat", Default: true,
+		Help: "context switches, forks, interrupts and run queue from /proc/stat into system/"},
+		func(cfg Config) (Collector, error) { return newStat(cfg.Paths, Child(cfg.Root, "system")) })
+}
+
 // Stat is what kstat keeps of /proc/stat: system-wide counters since boot
 // and the current numbers of running and blocked tasks.
 type Stat struct {
@@ -81,9 +87,9 @@ var statTable = statsfs.NewTable(
 		Help: "Tasks blocked on I/O now (/proc/stat procs_blocked)."},
 )
 
-// NewStat adds the "stat" collector's values to src (normally system/),
+// newStat adds the "stat" collector's values to src (normally system/),
 // read from p.Proc/stat at most once per MaxAge.
-func NewStat(p Paths, src *statsfs.Source) (*Refresher, error) {
+func newStat(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(statTable)
 	path := filepath.Join(p.Proc, "stat")
 	var buf []byte // reused by each read

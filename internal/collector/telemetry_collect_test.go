@@ -33,16 +33,16 @@ func telemetryTree(t *testing.T, p Paths) (*statsfs.Source, *Lines, *Lines) {
 	root.AddSubordinate(sys)
 	root.AddSubordinate(irq)
 	root.AddSubordinate(soft)
-	for _, add := range []func(Paths, *statsfs.Source) (*Refresher, error){NewUptime, NewStat, NewLoadavg} {
+	for _, add := range []func(Paths, *statsfs.Source) (*Refresher, error){newUptime, newStat, newLoadavg} {
 		if _, err := add(p, sys); err != nil {
 			t.Fatal(err)
 		}
 	}
-	li, err := NewInterrupts(p, irq)
+	li, err := newInterrupts(p, irq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := NewSoftirqs(p, soft)
+	ls, err := newSoftirqs(p, soft)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestLinesAppearAndGo(t *testing.T) {
 	}
 	write("  CPU0 CPU1\n 1: 1 2 chip a\nLOC: 3 4 timer\n")
 	irq := statsfs.NewSource("irq")
-	l, err := NewInterrupts(Paths{Proc: dir}, irq)
+	l, err := newInterrupts(Paths{Proc: dir}, irq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,14 +242,14 @@ func TestTelemetryCollectorsLive(t *testing.T) {
 
 func TestCollectorMissingFile(t *testing.T) {
 	src := statsfs.NewSource("system")
-	r, err := NewStat(Paths{Proc: t.TempDir()}, src)
+	r, err := newStat(Paths{Proc: t.TempDir()}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Refresh(); err == nil || !os.IsNotExist(err) {
 		t.Errorf("refresh of a missing /proc/stat: %v", err)
 	}
-	if _, err := NewInterrupts(Paths{Proc: t.TempDir()}, statsfs.NewSource("irq")); err == nil {
-		t.Error("NewInterrupts on a missing file gave no error")
+	if l, err := newInterrupts(Paths{Proc: t.TempDir()}, statsfs.NewSource("irq")); err != nil || l.Status().Err == nil {
+		t.Errorf("newInterrupts on a missing file: err %v, status %+v; want a failed Status", err, l.Status())
 	}
 }

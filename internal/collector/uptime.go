@@ -9,6 +9,12 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
+func init() {
+	Register(Info{Name: "uptime", Default: true,
+		Help: "seconds since boot and idle seconds from /proc/uptime into system/"},
+		func(cfg Config) (Collector, error) { return newUptime(cfg.Paths, Child(cfg.Root, "system")) })
+}
+
 // Uptime is /proc/uptime: seconds since boot and idle seconds summed over
 // CPUs.
 type Uptime struct {
@@ -49,10 +55,10 @@ var uptimeTable = statsfs.NewTable(
 		Help: "Idle time since boot, summed over CPUs (/proc/uptime)."},
 )
 
-// NewUptime adds the "uptime" collector's values to src (normally
+// newUptime adds the "uptime" collector's values to src (normally
 // system/), read from p.Proc/uptime at most once per MaxAge. Call Refresh
 // on the result to learn whether the file can be read.
-func NewUptime(p Paths, src *statsfs.Source) (*Refresher, error) {
+func newUptime(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(uptimeTable)
 	path := filepath.Join(p.Proc, "uptime")
 	var buf []byte // reused by each read

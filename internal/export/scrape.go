@@ -20,6 +20,11 @@ import (
 // pids over budget and the duplicates dropped. The slice is valid until
 // the next scrape; c.mu must be held.
 func (c *Collector) scrape() (kept []series, counters, pidsDropped, duplicates int) {
+	if c.opts.Collectors != nil {
+		// One read per collector, all at once, none waited for past its
+		// timeout; the walk below then reads fresh values.
+		c.opts.Collectors.RefreshAll()
+	}
 	c.gen++
 	c.series = c.series[:0]
 	c.activity = c.activity[:0]

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/kstat/kstat/internal/collector"
 )
 
 // DefaultStep is the counter setting a service starts with, as in the
@@ -27,8 +29,9 @@ const MaxStep = 1 << 32
 // with the old one, the rest with the new. Clearing sets nout and r to 0.
 // Stopping keeps both, so a restart goes on from the published total.
 type Service struct {
-	c     *Counter
-	netns string
+	c       *Counter
+	netns   string
+	refresh *collector.Refresher // the families' counts (AddValues)
 
 	mu        sync.Mutex
 	step      uint64

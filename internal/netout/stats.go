@@ -1,6 +1,7 @@
 package netout
 
 import (
+	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -33,28 +34,45 @@ func (r noutRecord) Load(int) uint64 {
 func (r noutRecord) Clear(int) { _ = r.s.ClearNout() }
 
 // AddValues adds nout to src and a subordinate source per family
-// ("ipv4", "ipv6") with the packets and bytes of each protocol.
+// ("ipv4", "ipv6") with the packets and bytes of each protocol. The
+// families' counts come from one read of the program's map per
+// collector.MaxAge, by the "kstat" collector (see Collector); nout syncs on
+// every read, as the seed's does.
 func (s *Service) AddValues(src *statsfs.Source) error {
 	if err := src.AddValues(noutTable, noutRecord{s}, 0); err != nil {
 		return err
 	}
+	var counts [Families]*statsfs.Counters
+	for f := range counts {
+		counts[f] = statsfs.NewCounters(familyTable)
+	}
+	s.refresh = collector.NewRefresher("kstat", func() error {
+		t, err := s.Totals()
+		if err != nil {
+			return err
+		}
+		for f := range counts {
+			for i := range familyTable.Len() {
+				c := t[f][Proto(i/2)]
+				v := c.Packets
+				if i%2 == 1 {
+					v = c.Bytes
+				}
+				counts[f].Store(i, v)
+			}
+		}
+		return nil
+	})
 	for f := Family(0); f < Families; f++ {
 		sub := statsfs.NewSource("%s", f)
-		rec := statsfs.RecordFunc(func(i int) uint64 {
-			t, err := s.Totals()
-			if err != nil {
-				return 0
-			}
-			c := t[f][Proto(i/2)]
-			if i%2 == 0 {
-				return c.Packets
-			}
-			return c.Bytes
-		})
-		if err := sub.AddValues(familyTable, rec, 0); err != nil {
+		if err := sub.AddValues(familyTable, s.refresh.Record(counts[f]), 0); err != nil {
 			return err
 		}
 		src.AddSubordinate(sub)
 	}
 	return nil
 }
+
+// Collector is the read status of the families' counts, for the registry;
+// nil before AddValues.
+func (s *Service) Collector() collector.Collector { return s.refresh }

@@ -26,10 +26,7 @@ func liveTree(t *testing.T) *statsfs.Source {
 	t.Helper()
 	root := statsfs.NewSource("kstat")
 	p := collector.Paths{Proc: "/proc", Sys: "/sys"}
-	if _, err := AddSources(root, p, &collector.Registry{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := collector.NewMeminfo(p).Attach(root); err != nil {
+	if err := new(collector.Registry).Build(collector.Config{Paths: p, Root: root}, collector.Only(Collectors...)); err != nil {
 		t.Fatal(err)
 	}
 	return root
@@ -252,7 +249,8 @@ func TestKnobBadInputs(t *testing.T) {
 
 func TestSnapshotWithoutMemory(t *testing.T) {
 	root := statsfs.NewSource("kstat")
-	if _, err := AddSources(root, collector.Paths{Proc: testutil.Fixture(t, "telemetry", "proc")}, &collector.Registry{}); err != nil {
+	cfg := collector.Config{Paths: collector.Paths{Proc: testutil.Fixture(t, "telemetry", "proc")}, Root: root}
+	if err := new(collector.Registry).Build(cfg, collector.Only("uptime", "stat", "loadavg", "interrupts", "softirqs")); err != nil {
 		t.Fatal(err)
 	}
 	snap := Take(root, 1, time.Now(), nil)
