@@ -93,7 +93,7 @@ func runLeaks(ctx context.Context, w io.Writer, opts leaksOptions) error {
 	for i, p := range opts.pids {
 		pids[i] = uint32(p)
 	}
-	tr, err := tracer.Open(tracer.Options{Pids: pids, StackEvery: opts.stackEvery, MaxAllocs: opts.maxAllocs, Proc: global.procRoot})
+	tr, err := tracer.Open(tracer.Options{Pids: pids, SampleEvery: 1, StackEvery: opts.stackEvery, MaxAllocs: opts.maxAllocs, Proc: global.procRoot})
 	if err != nil {
 		return err
 	}

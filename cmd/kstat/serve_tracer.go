@@ -16,11 +16,12 @@ import (
 
 // tracerOptions are the flags of the tracer feature of "kstat serve".
 type tracerOptions struct {
-	enable     bool
-	maxProcs   uint32
-	maxAllocs  uint32
-	stackEvery uint32
-	pids       []uint
+	enable      bool
+	maxProcs    uint32
+	maxAllocs   uint32
+	stackEvery  uint32
+	sampleEvery uint32
+	pids        []uint
 }
 
 var tracerOpts tracerOptions
@@ -33,7 +34,9 @@ func init() {
 				"attach the per-process tracer at launch (as writing 1 to tracer/enable); off by default because it costs CPU on every kernel allocation")
 			fs.Uint32Var(&tracerOpts.maxProcs, "tracer-max-procs", 4096, "processes the tracer's map holds; events of more are dropped and counted (tracer/procs_dropped)")
 			fs.Uint32Var(&tracerOpts.maxAllocs, "tracer-max-allocs", 65536, "outstanding allocations the tracer's map holds; more are counted in tracer/allocs_dropped")
-			fs.Uint32Var(&tracerOpts.stackEvery, "tracer-stack-every", 16, "capture the kernel stack of one allocation in N for leak reports (0: none); counts stay exact")
+			fs.Uint32Var(&tracerOpts.sampleEvery, "tracer-sample-every", tracer.DefaultSampleEvery,
+				"track one allocation address in N for outstanding bytes, reported as estimates (N x the tracked ones; as tracer/sample_every); 1 tracks every one exactly, at a higher cost. Calls and allocated bytes are always exact")
+			fs.Uint32Var(&tracerOpts.stackEvery, "tracer-stack-every", 16, "capture the kernel stack of one allocation in N for leak reports (0: none; at most one in --tracer-sample-every); counts stay exact")
 			fs.UintSliceVar(&tracerOpts.pids, "tracer-pid", nil, "trace only this process id (repeat for more; as writing +PID to tracer/pids)")
 		},
 		start: func(ctx context.Context, d *daemon) error { return startTracer(ctx, d, tracerOpts) },
@@ -58,7 +61,7 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 	}
 	src := statsfs.NewSource("tracer")
 	svc, err := tracer.NewService(src, tracer.Options{
-		MaxProcs: opts.maxProcs, MaxAllocs: opts.maxAllocs, StackEvery: opts.stackEvery,
+		MaxProcs: opts.maxProcs, MaxAllocs: opts.maxAllocs, StackEvery: opts.stackEvery, SampleEvery: opts.sampleEvery,
 		Pids: pids, Proc: d.paths.Proc,
 	})
 	if err != nil {

@@ -15,10 +15,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
-	bpf "github.com/kstat/kstat/internal/bpf/irqcount"
+	"github.com/kstat/kstat/internal/bpf"
+	irqbpf "github.com/kstat/kstat/internal/bpf/irqcount"
 )
 
 // SoftirqNames are the softirq vectors in the kernel's order (enum
@@ -27,7 +27,7 @@ var SoftirqNames = [...]string{"HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_
 
 // Counter is the loaded and attached programs with their maps.
 type Counter struct {
-	objs  bpf.IrqcountObjects
+	objs  irqbpf.IrqcountObjects
 	links []link.Link
 }
 
@@ -35,9 +35,9 @@ type Counter struct {
 // CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF and tp_btf
 // programs (Linux 5.5 or later); the error says which is missing.
 func Load() (*Counter, error) {
-	_ = rlimit.RemoveMemlock() // only needed before Linux 5.11's memcg accounting
+	bpf.RemoveMemlock()
 	c := &Counter{}
-	if err := bpf.LoadIrqcountObjects(&c.objs, nil); err != nil {
+	if err := irqbpf.LoadIrqcountObjects(&c.objs, nil); err != nil {
 		return nil, loadError("loading the irqcount eBPF programs", err)
 	}
 	for _, p := range []struct {

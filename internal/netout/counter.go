@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/kstat/kstat/internal/bpf"
 	bpfnetout "github.com/kstat/kstat/internal/bpf/netout"
 	"github.com/kstat/kstat/internal/netns"
 )
@@ -97,6 +98,7 @@ const PrioritySpan = 256
 // Counter is the loaded program and its map, attached or not. Its methods
 // are safe for concurrent use.
 type Counter struct {
+	objs bpfnetout.NetoutObjects
 	prog *ebpf.Program
 	m    *ebpf.Map
 
@@ -111,18 +113,61 @@ func Load() (*Counter, error) {
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
-	var objs struct {
-		Prog *ebpf.Program `ebpf:"netout"`
-		Map  *ebpf.Map     `ebpf:"netout_counts"`
-	}
+	bpf.RemoveMemlock()
 	spec, err := bpfnetout.LoadNetout()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded netout BPF object: %w", err)
 	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	spec.Maps[bpfnetout.NetoutMapNetoutCgroups].MaxEntries = MaxCgroups
+	c := &Counter{}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		return nil, loadError(err)
 	}
-	return &Counter{prog: objs.Prog, m: objs.Map}, nil
+	c.prog, c.m = c.objs.Netout, c.objs.NetoutCounts
+	return c, nil
+}
+
+// MaxCgroups is how many cgroups the per-cgroup map holds; packets of
+// further cgroups are counted in CgroupsDropped.
+const MaxCgroups = 1024
+
+// Cgroups sums the per-CPU per-cgroup counts, by the cgroup v2 id of the
+// sending socket (the cgroup directory's inode number). Key 0 holds the
+// packets without a full socket: forwarded ones, and the kernel's replies
+// for time-wait and request sockets.
+func (c *Counter) Cgroups() (map[uint64]Counts, error) {
+	out := map[uint64]Counts{}
+	var (
+		key uint64
+		per []bpfnetout.NetoutCgroupCounts
+	)
+	it := c.objs.NetoutCgroups.Iterate()
+	for it.Next(&key, &per) {
+		var t Counts
+		for _, v := range per {
+			t.Packets += v.Packets
+			t.Bytes += v.Bytes
+		}
+		out[key] = t
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading netout per-cgroup counts: %w", err)
+	}
+	return out, nil
+}
+
+// CgroupsDropped is the number of packets not counted per cgroup because
+// the per-cgroup map was full (they are in the family/protocol counts).
+func (c *Counter) CgroupsDropped() (uint64, error) {
+	var per []uint64
+	if err := c.objs.NetoutCgroupsDropped.Lookup(uint32(0), &per); err != nil {
+		return 0, fmt.Errorf("reading netout dropped cgroup count: %w", err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
 }
 
 // loadError explains a failed program load.
@@ -294,5 +339,5 @@ func (c *Counter) Read() (Totals, error) {
 // Close detaches the program and unloads it and its map.
 func (c *Counter) Close() error {
 	err := c.Detach()
-	return errors.Join(err, c.prog.Close(), c.m.Close())
+	return errors.Join(err, c.objs.Close())
 }

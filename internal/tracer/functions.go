@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/kstat/kstat/internal/bpf"
+	funcsbpf "github.com/kstat/kstat/internal/bpf/funcs"
 )
 
 // FunctionNames are the kernel functions the original kprobe tracer
@@ -22,41 +24,30 @@ var FunctionNames = [][]string{
 }
 
 // Functions counts calls of named kernel functions with fentry programs,
-// or kprobes where fentry is missing. Close detaches them.
+// or kprobes where fentry is missing (internal/bpf/funcs). Close detaches
+// them.
 type Functions struct {
 	Method string // "fentry" or "kprobe"
 	names  []string
+	spec   *ebpf.CollectionSpec
 	counts *ebpf.Map
-	links  []link.Link
-	progs  []*ebpf.Program
-}
-
-// countInsns adds one to slot i of a per-CPU array.
-func countInsns(m *ebpf.Map, i int) asm.Instructions {
-	return asm.Instructions{
-		asm.StoreImm(asm.RFP, -4, int64(i), asm.Word),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.LoadMapPtr(asm.R1, m.FD()),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
-		asm.Return(),
-	}
+	sets   []*bpf.Set
 }
 
 // AttachFunctions tries fentry, then kprobes, on every function of
 // FunctionNames. When neither works for a function it gives up and returns
 // an error that starts with "not supported:" and names both reasons.
 func AttachFunctions() (*Functions, error) {
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: uint32(len(FunctionNames))})
+	bpf.RemoveMemlock()
+	spec, err := funcsbpf.LoadFuncs()
+	if err != nil {
+		return nil, fmt.Errorf("not supported: reading the funcs BPF object: %w", err)
+	}
+	m, err := ebpf.NewMap(spec.Maps[funcsbpf.FuncsMapFuncCounts])
 	if err != nil {
 		return nil, fmt.Errorf("not supported: creating the count map (needs root): %w", err)
 	}
-	f := &Functions{counts: m}
+	f := &Functions{spec: spec, counts: m}
 	for i, alts := range FunctionNames {
 		var reasons []string
 		ok := false
@@ -104,33 +95,43 @@ func explain(method string, err error) string {
 	return err.Error()
 }
 
+// attach loads a copy of the method's program counting into slot and
+// attaches it to the kernel function name.
 func (f *Functions) attach(method, name string, slot int) error {
-	spec := &ebpf.ProgramSpec{
-		Name:         "kstat_count",
-		Instructions: countInsns(f.counts, slot),
-		License:      "GPL",
-	}
+	spec := f.spec.Copy()
+	prog := funcsbpf.FuncsProgCountKprobe
 	if method == "fentry" {
-		spec.Type, spec.AttachType, spec.AttachTo = ebpf.Tracing, ebpf.AttachTraceFEntry, name
-	} else {
-		spec.Type = ebpf.Kprobe
+		prog = funcsbpf.FuncsProgCountFentry
+		spec.Programs[prog].AttachTo = name
 	}
-	p, err := ebpf.NewProgram(spec)
-	if err != nil {
+	if err := spec.Variables[funcsbpf.FuncsVarSlot].Set(uint32(slot)); err != nil {
+		return err
+	}
+	var objs struct {
+		P *ebpf.Program `ebpf:"prog"`
+	}
+	spec.Programs = map[string]*ebpf.ProgramSpec{"prog": spec.Programs[prog]}
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{funcsbpf.FuncsMapFuncCounts: f.counts},
+	}); err != nil {
 		return fmt.Errorf("loading: %w", err)
 	}
-	var l link.Link
+	set := bpf.NewSet(objs.P, nil)
+	var (
+		l   link.Link
+		err error
+	)
 	if method == "fentry" {
-		l, err = link.AttachTracing(link.TracingOptions{Program: p})
+		l, err = link.AttachTracing(link.TracingOptions{Program: objs.P})
 	} else {
-		l, err = link.Kprobe(name, p, nil)
+		l, err = link.Kprobe(name, objs.P, nil)
 	}
 	if err != nil {
-		p.Close()
+		set.Close()
 		return fmt.Errorf("attaching: %w", err)
 	}
-	f.progs = append(f.progs, p)
-	f.links = append(f.links, l)
+	set.Keep(l)
+	f.sets = append(f.sets, set)
 	return nil
 }
 
@@ -152,13 +153,10 @@ func (f *Functions) Counts() (map[string]uint64, error) {
 // Close detaches and unloads everything.
 func (f *Functions) Close() error {
 	var errs []error
-	for _, l := range f.links {
-		errs = append(errs, l.Close())
-	}
-	for _, p := range f.progs {
-		errs = append(errs, p.Close())
+	for _, s := range f.sets {
+		errs = append(errs, s.Close())
 	}
 	errs = append(errs, f.counts.Close())
-	f.links, f.progs = nil, nil
+	f.sets = nil
 	return errors.Join(errs...)
 }

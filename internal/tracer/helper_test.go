@@ -80,7 +80,8 @@ func helperMain(mode string) int {
 		time.Sleep(50 * time.Millisecond) // let the runtime finish the thread exits
 		say("done")
 	case "pipes":
-		// "open" makes KSTAT_PIPES pipes, "close" closes them.
+		// "open" makes KSTAT_PIPES pipes, "close" closes them. With
+		// KSTAT_PIPE_READ_ONLY=1 only the read ends are kept.
 		say("ready")
 		var fds []int
 		for in.Scan() {
@@ -92,7 +93,12 @@ func helperMain(mode string) int {
 						fmt.Fprintln(os.Stderr, "pipe:", err)
 						return 1
 					}
-					fds = append(fds, p[0], p[1])
+					if envInt("KSTAT_PIPE_READ_ONLY") == 1 {
+						syscall.Close(p[1])
+						fds = append(fds, p[0])
+					} else {
+						fds = append(fds, p[0], p[1])
+					}
 				}
 			case "close":
 				for _, fd := range fds {
@@ -174,7 +180,22 @@ type helper struct {
 
 func startHelper(t *testing.T, mode string, env ...string) *helper {
 	t.Helper()
+	return startHelperIn(t, "", mode, env...)
+}
+
+// startHelperIn starts a helper in the cgroup v2 directory cgroup (clone3
+// CLONE_INTO_CGROUP), or in the test's own when it is "".
+func startHelperIn(t *testing.T, cgroup string, mode string, env ...string) *helper {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if cgroup != "" {
+		dir, err := os.Open(cgroup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dir.Close()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	}
 	cmd.Env = append(os.Environ(), append([]string{"KSTAT_TRACER_HELPER=" + mode}, env...)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -67,8 +67,9 @@ func (t *Tracer) Leaks(syms *ksym.Table, opts LeakOptions) ([]LeakStack, error) 
 			groups[id] = g
 			pids[id] = map[uint32]bool{}
 		}
-		g.Count++
-		g.Bytes += a.Size
+		w := uint64(max(a.Weight, 1)) // sampled: each tracked allocation stands for Weight
+		g.Count += w
+		g.Bytes += a.Size * w
 		pids[id][a.Pid] = true
 	}
 	out := make([]LeakStack, 0, len(groups))

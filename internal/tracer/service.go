@@ -38,13 +38,14 @@ type Service struct {
 	fns    *Functions // named-function counters, nil when not attached
 	fnErr  error      // why they are not
 	every  uint32     // stack sampling
+	sample uint32     // allocation sampling asked for (tracer/sample_every)
 }
 
 // NewService returns a disabled tracer service whose source is src
 // (normally "tracer"). opts.Pids is the initial filter.
 func NewService(src *statsfs.Source, opts Options) (*Service, error) {
 	s := &Service{opts: opts, src: src, sortBy: DefaultSort, every: opts.StackEvery,
-		fnErr: errDisabled}
+		sample: max(opts.SampleEvery, 1), fnErr: errDisabled}
 	s.refresh = collector.NewRefresher("tracer", s.read)
 	v, err := newView(src, s.refresh.Record)
 	if err != nil {
@@ -77,7 +78,7 @@ func (s *Service) read() error {
 	defer s.mu.Unlock()
 	if s.tr == nil {
 		s.procs = nil
-		s.view.update(nil, s.base, 0)
+		s.view.update(nil, s.base)
 		return nil
 	}
 	procs, err := s.tr.Procs()
@@ -88,12 +89,8 @@ func (s *Service) read() error {
 	if err != nil {
 		return err
 	}
-	allocs, err := s.tr.Allocs()
-	if err != nil {
-		return err
-	}
 	s.procs = procs
-	s.view.update(procs, addCounters(s.base, c), len(allocs))
+	s.view.update(procs, addCounters(s.base, c))
 	return nil
 }
 
@@ -105,6 +102,7 @@ func addCounters(a, b Counters) Counters {
 		MissedFrees: a.MissedFrees + b.MissedFrees, StaleAllocs: a.StaleAllocs + b.StaleAllocs,
 		StackErrors: a.StackErrors + b.StackErrors, LockUnmatched: a.LockUnmatched + b.LockUnmatched,
 		LockDropped: a.LockDropped + b.LockDropped, Exits: a.Exits + b.Exits,
+		AllocsTracked: b.AllocsTracked, CgroupsDropped: a.CgroupsDropped + b.CgroupsDropped,
 	}
 }
 
@@ -144,6 +142,7 @@ func (s *Service) SetEnabled(on bool) error {
 		opts := s.opts
 		opts.Pids = s.pids
 		opts.StackEvery = s.every
+		opts.SampleEvery = s.sample
 		tr, err := Open(opts)
 		if err != nil {
 			s.mu.Unlock()
@@ -316,7 +315,48 @@ func (s *Service) SetStackEvery(n uint64) error {
 	return nil
 }
 
-// Knobs returns the service's knobs: enable, pids and sort.
+// SampleEvery is the allocation sampling asked for: one address in N
+// tracked for outstanding bytes (1: all, exact).
+func (s *Service) SampleEvery() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(s.sample)
+}
+
+// SetSampleEvery changes the allocation sampling, at once when enabled.
+func (s *Service) SetSampleEvery(n uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != nil {
+		if err := s.tr.SetSampleEvery(uint32(n)); err != nil {
+			return err
+		}
+	}
+	s.sample = uint32(n)
+	return nil
+}
+
+// Cgroups reads the per-cgroup process events (see Tracer.Cgroups); nil
+// when the tracer is disabled.
+func (s *Service) Cgroups() (map[uint64]CgroupCounts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr == nil {
+		return nil, nil
+	}
+	return s.tr.Cgroups()
+}
+
+// Procs returns the processes of the last refresh (Refresh first for fresh
+// ones), each with its cgroup v2 id.
+func (s *Service) Procs() []Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Proc(nil), s.procs...)
+}
+
+// Knobs returns the service's knobs: enable, pids, sample_every,
+// stack_every and sort.
 func (s *Service) Knobs() []*knob.Knob {
 	return []*knob.Knob{
 		knob.Bool("enable", "1 attaches the tracer's programs (real CPU cost on allocation-heavy loads), 0 detaches them and drops their maps",
@@ -330,7 +370,9 @@ func (s *Service) Knobs() []*knob.Knob {
 				}
 				return strings.Join(parts, " ")
 			}, s.EditPids),
-		knob.Uint("stack_every", "capture the kernel stack of one allocation in N for leak reports (0: none); counts and bytes stay exact",
+		knob.Uint("sample_every", "track one allocation address in N (chosen by a hash of the address) for outstanding bytes, reported as N x the tracked ones (an estimate); 1: every one, exact. Calls and allocated bytes are always exact",
+			1, 1<<16, s.SampleEvery, s.SetSampleEvery),
+		knob.Uint("stack_every", "capture the kernel stack of one allocation in N for leak reports (0: none; at most one in sample_every); counts stay exact",
 			0, 1<<20, s.StackEvery, s.SetStackEvery),
 		knob.New("sort", "the report's sort column: "+strings.Join(SortColumns(), ", "), s.SortBy, s.SetSortBy),
 	}

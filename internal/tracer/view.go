@@ -62,9 +62,9 @@ var procTable = func() *statsfs.Table {
 		count("cache_free_calls", "kmem_cache_free calls (kmem:kmem_cache_free)", ""),
 		count("requested_bytes", "bytes requested from kmalloc and kmem_cache_alloc", "bytes"),
 		count("allocated_bytes", "bytes handed out by kmalloc and kmem_cache_alloc (with slab rounding)", "bytes"),
-		count("freed_bytes", "bytes of the group's allocations freed again, by anyone", "bytes"),
-		gauge("outstanding_bytes", "bytes of the group's allocations not freed yet", "bytes"),
-		gauge("allocs_outstanding", "allocations of the group not freed yet", ""),
+		count("freed_bytes", "estimate: bytes of the group's allocations freed again, by anyone (tracked allocations x tracer/sample_every)", "bytes"),
+		gauge("outstanding_bytes", "estimate: bytes of the group's allocations not freed yet (tracked allocations x tracer/sample_every; exact at 1)", "bytes"),
+		gauge("allocs_outstanding", "estimate: allocations of the group not freed yet (tracked x tracer/sample_every; exact at 1)", ""),
 		count("failed_allocs", "allocations that returned NULL", ""),
 		count("lock_contentions", "contended lock acquisitions (lock:contention_begin/end), all kinds", ""),
 		seconds("lock_wait_seconds", "time spent waiting for contended locks, all kinds"),
@@ -88,19 +88,20 @@ var infoTable = statsfs.NewTable(statsfs.Value{
 // and missing counts are explainable. update fills it in this order.
 var globalTable = statsfs.NewTable(
 	gauge("procs_tracked", "processes in the tracer's map now", ""),
-	gauge("allocs_tracked", "outstanding allocations in the tracer's map now", ""),
+	gauge("allocs_tracked", "sampled outstanding allocations in the tracer's map now (a counter kept by the programs)", ""),
 	count("procs_created", "per-process entries made", ""),
 	count("procs_removed", "per-process entries removed at the group's exit", ""),
 	count("procs_evicted", "entries removed because the process was gone (its exit not seen)", ""),
 	count("procs_dropped", "events lost because the process map was full (--tracer-max-procs)", ""),
-	count("allocs_dropped", "allocations not tracked because the allocation map was full (--tracer-max-allocs); their frees count as missed", ""),
+	count("allocs_dropped", "sampled allocations not tracked because the allocation map was full (--tracer-max-allocs); their frees count as missed", ""),
 	count("allocs_dropped_bytes", "bytes of the allocations not tracked", "bytes"),
-	count("missed_frees", "frees of addresses the tracer never saw allocated (made before it started, or dropped)", ""),
-	count("stale_allocs", "addresses handed out again without a traced free; the old entry was uncharged", ""),
+	count("missed_frees", "frees of sampled addresses the tracer never saw allocated (made before it started, or dropped)", ""),
+	count("stale_allocs", "sampled addresses handed out again without a traced free (freed on a path without a per-object tracepoint); the old entry was uncharged", ""),
 	count("stack_errors", "allocation stacks not captured (stack map full or hash clash)", ""),
 	count("lock_unmatched", "contention ends without a recorded begin", ""),
 	count("lock_dropped", "contention begins not recorded because the wait map was full", ""),
 	count("exits", "thread groups that exited", ""),
+	count("cgroups_dropped", "process events not counted per cgroup because the cgroup map was full", ""),
 )
 
 // pidSource is one process's directory.
@@ -141,7 +142,7 @@ func newView(root *statsfs.Source, wrap func(*statsfs.Counters) statsfs.Record) 
 
 // update makes one source per process in procs, fills it, and removes the
 // sources of processes no longer there.
-func (v *view) update(procs []Proc, c Counters, allocs int) {
+func (v *view) update(procs []Proc, c Counters) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	seen := make(map[uint32]bool, len(procs))
@@ -176,9 +177,9 @@ func (v *view) update(procs []Proc, c Counters, allocs int) {
 	}
 	g := v.global
 	for i, x := range []uint64{
-		uint64(len(procs)), uint64(allocs), c.ProcsCreated, c.ProcsRemoved, c.ProcsEvicted, c.ProcsDropped,
+		uint64(len(procs)), c.AllocsTracked, c.ProcsCreated, c.ProcsRemoved, c.ProcsEvicted, c.ProcsDropped,
 		c.AllocsDropped, c.AllocsDroppedBytes, c.MissedFrees, c.StaleAllocs, c.StackErrors,
-		c.LockUnmatched, c.LockDropped, c.Exits,
+		c.LockUnmatched, c.LockDropped, c.Exits, c.CgroupsDropped,
 	} {
 		g.Store(i, x)
 	}

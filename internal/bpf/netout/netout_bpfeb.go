@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type NetoutCgroupCounts struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+}
+
 type NetoutCounts struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -23,9 +29,10 @@ type NetoutCounts struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetoutMapNetoutCounts = "netout_counts"
-	NetoutProgNetout      = "netout"
-	NetoutProgNetoutEmpty = "netout_empty"
+	NetoutMapNetoutCgroups        = "netout_cgroups"
+	NetoutMapNetoutCgroupsDropped = "netout_cgroups_dropped"
+	NetoutMapNetoutCounts         = "netout_counts"
+	NetoutProgNetout              = "netout"
 )
 
 // LoadNetout returns the embedded CollectionSpec for Netout.
@@ -70,15 +77,16 @@ type NetoutSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetoutProgramSpecs struct {
-	Netout      *ebpf.ProgramSpec `ebpf:"netout"`
-	NetoutEmpty *ebpf.ProgramSpec `ebpf:"netout_empty"`
+	Netout *ebpf.ProgramSpec `ebpf:"netout"`
 }
 
 // NetoutMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetoutMapSpecs struct {
-	NetoutCounts *ebpf.MapSpec `ebpf:"netout_counts"`
+	NetoutCgroups        *ebpf.MapSpec `ebpf:"netout_cgroups"`
+	NetoutCgroupsDropped *ebpf.MapSpec `ebpf:"netout_cgroups_dropped"`
+	NetoutCounts         *ebpf.MapSpec `ebpf:"netout_counts"`
 }
 
 // NetoutVariableSpecs contains global variables before they are loaded into the kernel.
@@ -107,11 +115,15 @@ func (o *NetoutObjects) Close() error {
 //
 // It can be passed to LoadNetoutObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetoutMaps struct {
-	NetoutCounts *ebpf.Map `ebpf:"netout_counts"`
+	NetoutCgroups        *ebpf.Map `ebpf:"netout_cgroups"`
+	NetoutCgroupsDropped *ebpf.Map `ebpf:"netout_cgroups_dropped"`
+	NetoutCounts         *ebpf.Map `ebpf:"netout_counts"`
 }
 
 func (m *NetoutMaps) Close() error {
 	return _NetoutClose(
+		m.NetoutCgroups,
+		m.NetoutCgroupsDropped,
 		m.NetoutCounts,
 	)
 }
@@ -126,14 +138,12 @@ type NetoutVariables struct {
 //
 // It can be passed to LoadNetoutObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetoutPrograms struct {
-	Netout      *ebpf.Program `ebpf:"netout"`
-	NetoutEmpty *ebpf.Program `ebpf:"netout_empty"`
+	Netout *ebpf.Program `ebpf:"netout"`
 }
 
 func (p *NetoutPrograms) Close() error {
 	return _NetoutClose(
 		p.Netout,
-		p.NetoutEmpty,
 	)
 }
 

@@ -4,15 +4,29 @@
 //
 // tracer counts, per process (thread group), what the kernel does for it:
 // process management (sched_process_fork/exec/exit), kernel allocations
-// (kmem kmalloc/kfree, kmem_cache_alloc/free) with a map of outstanding
-// allocations, and lock contention (lock:contention_begin/end) by lock
-// kind. Everything is aggregated here; user space only reads the maps.
+// (kmem kmalloc/kfree, kmem_cache_alloc/free) and lock contention
+// (lock:contention_begin/end) by lock kind. See README.md.
 //
-// All programs are tp_btf (BTF-typed raw tracepoints): no tracefs needed,
-// and cheaper than classic tracepoints. Every map is a plain preallocated
-// HASH: a full map refuses new entries and the refusal is counted, rather
-// than an LRU map silently evicting an entry whose bytes would then be
-// charged forever (and the lock programs must never touch an LRU map).
+// The hot path (the four kmem programs) is kept near the cost of an empty
+// program:
+//   - per-process counters live in a PERCPU_HASH: no shared cache line, no
+//     atomics. Every field has exactly one writer program, and the kernel
+//     never runs a tracing program nested in itself on one CPU (it counts a
+//     recursion miss instead), so plain increments are exact; user space
+//     sums the CPUs;
+//   - outstanding allocations are tracked for a deterministic sample of
+//     addresses: those whose hash is at most sample_thresh (1 in
+//     sample_every). A free of an unsampled address touches no map. Each
+//     tracked allocation carries its weight (sample_every when it was
+//     made), and the outstanding counters add size × weight: a
+//     Horvitz-Thompson estimate that stays unbiased when the sampling
+//     changes. sample_every 1 tracks every address exactly;
+//   - stacks and timestamps are taken only for tracked allocations; no
+//     random numbers, no division.
+//
+// All programs are tp_btf (BTF-typed raw tracepoints). The settings are
+// global variables that user space writes through the memory-mapped data
+// section (cilium/ebpf Variables).
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -32,6 +46,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define LCB_F_PERCPU (1U << 4)
 #define LCB_F_MUTEX (1U << 5)
 
+#define EEXIST_ 17
+
 // Lock kinds, classified from the flags as perf lock does. The Go side
 // mirrors the order.
 enum lock_kind {
@@ -47,59 +63,85 @@ enum lock_kind {
 };
 
 // Global counters (a PERCPU_ARRAY slot each), mirrored by the Go side.
+// They count rare events, from several programs: atomic adds.
 enum counter {
 	C_PROCS_CREATED,      // per-process entries made
 	C_PROCS_REMOVED,      // entries removed at the group's exit
 	C_PROCS_DROPPED,      // events lost: the process map was full
-	C_ALLOCS_DROPPED,     // allocations not tracked: the map was full
+	C_ALLOCS_DROPPED,     // sampled allocations not tracked: the map was full
 	C_ALLOCS_DROPPED_BYTES,
-	C_MISSED_FREES,       // frees of an address not in the map
-	C_STALE_ALLOCS,       // address handed out again without a traced free
+	C_MISSED_FREES,       // frees of a sampled address not in the map
+	C_STALE_ALLOCS,       // sampled address handed out again without a traced free
 	C_STACK_ERRORS,       // bpf_get_stackid failed (stack map full or hash clash)
 	C_LOCK_UNMATCHED,     // contention_end without a begin
-	C_LOCK_DROPPED,       // contention_begin not kept: the wait map was full
+	C_LOCK_DROPPED,       // contention_begin not kept: no task storage
 	C_EXITS,              // traced thread groups that exited
+	C_ALLOCS_TRACKED,     // entries added to allocs
+	C_ALLOCS_UNTRACKED,   // entries removed from allocs (freed or stale)
+	C_CGROUPS_DROPPED,    // process events not counted per cgroup: map full
 	C_COUNTERS,
 };
 
-// proc is one thread group's tally. gen ties allocations to this entry, so
-// that a free after the group's exit never charges a new process that got
-// the same pid.
-struct proc {
-	__u64 gen;
-	__u32 ppid;
-	__u32 _pad;
-	char comm[16];
-	__u64 forks;         // new processes made by this group's threads
-	__u64 threads;       // new threads made
-	__u64 execs;
-	__u64 thread_exits;  // threads that exited while the group lived on
-	__u64 child_exits;   // child processes that exited
-	__u64 kmalloc;
-	__u64 kfree;         // frees (kfree and kmem_cache_free) done by this group
-	__u64 cache_alloc;
-	__u64 cache_free;
-	__u64 bytes_req;
-	__u64 bytes_alloc;
-	__u64 bytes_freed;   // bytes of this group's allocations freed (by anyone)
-	__u64 bytes_out;     // bytes of its allocations still outstanding
-	__u64 allocs_out;
-	__u64 failed;        // allocations that returned NULL
-	__u64 lock_count[LOCK_KINDS];
+// counts is one thread group's tally on one CPU. Each field is written by
+// one program only (named in the comment); user space sums the CPUs and
+// combines the fields. The outstanding fields are weighted (× the
+// allocation's sampling weight).
+struct counts {
+	__u64 forks;         // on_fork: new processes made by this group
+	__u64 threads;       // on_fork: new threads made
+	__u64 execs;         // on_exec
+	__u64 thread_exits;  // on_exit: threads that exited while the group lived on
+	__u64 child_exits;   // on_exit: child processes that exited
+	__u64 kmalloc;       // on_kmalloc: calls
+	__u64 km_req;        //   bytes requested
+	__u64 km_alloc;      //   bytes allocated
+	__u64 km_failed;     //   NULL returned
+	__u64 km_out_bytes;  //   weighted bytes of tracked allocations made
+	__u64 km_out_allocs; //   weighted tracked allocations made
+	__u64 km_stale_bytes;  // weighted bytes of this group's entries found stale by on_kmalloc
+	__u64 km_stale_allocs;
+	__u64 cache_alloc;   // on_cache_alloc: the same for kmem_cache_alloc
+	__u64 ca_req;
+	__u64 ca_alloc;
+	__u64 ca_failed;
+	__u64 ca_out_bytes;
+	__u64 ca_out_allocs;
+	__u64 ca_stale_bytes;
+	__u64 ca_stale_allocs;
+	__u64 kfree;         // on_kfree: calls by this group
+	__u64 kf_bytes;      //   weighted bytes of this group's allocations freed by kfree (by anyone)
+	__u64 kf_allocs;
+	__u64 cache_free;    // on_cache_free: the same for kmem_cache_free
+	__u64 cf_bytes;
+	__u64 cf_allocs;
+	__u64 lock_count[LOCK_KINDS];   // on_contention_end
 	__u64 lock_wait_ns[LOCK_KINDS];
 	__u64 lock_max_ns[LOCK_KINDS];
 };
 
-// alloc is one outstanding allocation.
+// info is what a thread group is, written when its entry is made and at
+// exec. gen ties allocations to this entry, so that a free after the
+// group's exit never charges a new process that got the same pid.
+struct info {
+	__u64 gen;
+	__u64 cgroup;  // cgroup v2 id (the cgroup directory's inode number)
+	__u32 ppid;
+	__u32 _pad;
+	char comm[16];
+};
+
+// alloc is one tracked (sampled) allocation.
 struct alloc {
 	__u64 size;      // bytes allocated
 	__u64 ts;        // bpf_ktime_get_ns at allocation
-	__u64 gen;       // the owner's proc.gen, 0 when no entry was charged
+	__u64 gen;       // the owner's info.gen, 0 when no entry was charged
 	__u32 tgid;
-	__s32 stack_id;  // kernel stack, or negative when not sampled
+	__s32 stack_id;  // kernel stack, or negative when not captured
+	__u32 weight;    // sample_every when it was made
+	__u32 _pad;
 };
 
-// wait is one task's lock contention in progress.
+// wait is one task's lock contention in progress (task storage).
 struct wait {
 	__u64 ts;
 	__u64 lock;
@@ -107,19 +149,35 @@ struct wait {
 	__u32 _pad;
 };
 
-// settings is written by user space before attaching and when the pid
-// filter changes.
-struct settings {
-	__u32 filter_on;   // 1: only tgids in the filter map are traced
-	__u32 stack_every; // capture 1 stack in N allocations (0: none)
+// cgroup_counts is one cgroup's process events, kept when its processes
+// have exited.
+struct cgroup_counts {
+	__u64 forks;
+	__u64 threads;
+	__u64 execs;
+	__u64 exits;
 };
+
+// Settings, written by user space at any time.
+volatile __u32 filter_on = 0;           // 1: only tgids in the filter map are traced
+volatile __u64 sample_thresh = ~0ULL;   // track allocations whose address hash is <= this
+volatile __u64 free_thresh = ~0ULL;     // look up frees whose hash is <= this (max of sample_thresh)
+volatile __u64 stack_thresh = 0;        // capture stacks of tracked ones whose hash is <= this; 0: none
+volatile __u32 sample_weight = 1;       // the weight of an allocation tracked now (sample_every)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096); // set by the loader (--tracer-max-procs)
+	__type(key, __u32);
+	__type(value, struct counts);
+} procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096); // set by the loader (--tracer-max-procs)
+	__uint(max_entries, 4096); // set by the loader, as procs
 	__type(key, __u32);
-	__type(value, struct proc);
-} procs SEC(".maps");
+	__type(value, struct info);
+} infos SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -136,9 +194,9 @@ struct {
 } stacks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); // tid
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct wait);
 } waits SEC(".maps");
 
@@ -150,11 +208,11 @@ struct {
 } filter SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct settings);
-} settings SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); // set by the loader
+	__type(key, __u64); // cgroup v2 id
+	__type(value, struct cgroup_counts);
+} cgroups SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -163,64 +221,96 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-// scratch builds a new proc off the 512-byte stack.
+// scratch is a zeroed counts, the initial value of a new entry (too big
+// for the 512-byte stack). Nothing writes it.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct proc);
+	__type(value, struct counts);
 } scratch SEC(".maps");
 
 static __always_inline void count(__u32 c, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &c);
 	if (v)
-		*v += n;
-}
-
-static __always_inline struct settings *get_config(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&settings, &zero);
+		__sync_fetch_and_add(v, n);
 }
 
 static __always_inline bool traced(__u32 tgid)
 {
-	struct settings *c = get_config();
-	if (!c || !c->filter_on)
+	if (!filter_on)
 		return true;
 	return bpf_map_lookup_elem(&filter, &tgid) != NULL;
 }
 
-// get_proc returns tgid's entry, making it when create is set. comm and
-// ppid come from task, the group's thread the event is about.
-static __always_inline struct proc *get_proc(__u32 tgid, struct task_struct *task, bool create)
+// addr_hash mixes an address (splitmix64's finalizer) so that any stride
+// of slab addresses samples like independent coin flips.
+static __always_inline __u64 addr_hash(__u64 x)
 {
-	struct proc *p = bpf_map_lookup_elem(&procs, &tgid);
-	if (p || !create)
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static __always_inline __u64 task_cgroup(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+}
+
+// get_counts returns this CPU's slot of tgid's entry, making the entry
+// (and its info) when there is none. task is the group's thread the event
+// is about: comm, ppid and cgroup come from it.
+static __always_inline struct counts *get_counts(__u32 tgid, struct task_struct *task)
+{
+	struct counts *p = bpf_map_lookup_elem(&procs, &tgid);
+	if (p)
 		return p;
 	// An exiting task must not bring back the entry its exit removed.
 	if (task->flags & PF_EXITING)
 		return NULL;
-	__u32 zero = 0;
-	struct proc *n = bpf_map_lookup_elem(&scratch, &zero);
-	if (!n)
+	struct info in = {
+		.gen = bpf_ktime_get_ns(),
+		.cgroup = task_cgroup(task),
+		.ppid = task->real_parent->tgid,
+	};
+	bpf_probe_read_kernel_str(in.comm, sizeof(in.comm), task->group_leader->comm);
+	long err = bpf_map_update_elem(&infos, &tgid, &in, BPF_NOEXIST);
+	if (err != 0 && err != -EEXIST_) {
+		count(C_PROCS_DROPPED, 1);
 		return NULL;
-	__builtin_memset(n, 0, sizeof(*n));
-	n->gen = bpf_ktime_get_ns();
-	n->ppid = task->real_parent->tgid;
-	bpf_probe_read_kernel_str(n->comm, sizeof(n->comm), task->group_leader->comm);
-	long err = bpf_map_update_elem(&procs, &tgid, n, BPF_NOEXIST);
+	}
+	__u32 zero = 0;
+	struct counts *z = bpf_map_lookup_elem(&scratch, &zero);
+	if (!z)
+		return NULL;
+	err = bpf_map_update_elem(&procs, &tgid, z, BPF_NOEXIST);
 	if (err == 0)
 		count(C_PROCS_CREATED, 1);
-	else if (err != -17) // -EEXIST: another CPU made it first
+	else if (err != -EEXIST_) { // -EEXIST: another CPU made it first
 		count(C_PROCS_DROPPED, 1);
+		bpf_map_delete_elem(&infos, &tgid);
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&procs, &tgid);
 }
 
-static __always_inline struct proc *current_proc(__u32 tgid)
+// cgroup_event returns the cgroup's process-event tally, making it.
+static __always_inline struct cgroup_counts *cgroup_event(__u64 id)
 {
-	return get_proc(tgid, bpf_get_current_task_btf(), true);
+	struct cgroup_counts *c = bpf_map_lookup_elem(&cgroups, &id);
+	if (c)
+		return c;
+	struct cgroup_counts z = {};
+	long err = bpf_map_update_elem(&cgroups, &id, &z, BPF_NOEXIST);
+	if (err != 0 && err != -EEXIST_) {
+		count(C_CGROUPS_DROPPED, 1);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&cgroups, &id);
 }
 
 SEC("tp_btf/sched_process_fork")
@@ -229,17 +319,23 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ptgid = parent->tgid;
 	if (!traced(ptgid))
 		return 0;
-	struct proc *p = get_proc(ptgid, parent, true);
+	// The fork is the parent's: counted in the parent's cgroup.
+	struct cgroup_counts *cg = cgroup_event(bpf_get_current_cgroup_id());
+	bool proc = child->pid == child->tgid;
+	if (cg)
+		__sync_fetch_and_add(proc ? &cg->forks : &cg->threads, 1);
+	struct counts *p = get_counts(ptgid, parent);
 	if (!p)
 		return 0;
-	if (child->pid == child->tgid) {
-		__sync_fetch_and_add(&p->forks, 1);
-		// The child starts with a clean entry of its own.
+	if (proc) {
+		p->forks++;
+		// The child starts with a clean entry of its own (its cgroup
+		// may differ: clone3 CLONE_INTO_CGROUP).
 		__u32 ctgid = child->tgid;
 		if (traced(ctgid))
-			get_proc(ctgid, child, true);
+			get_counts(ctgid, child);
 	} else {
-		__sync_fetch_and_add(&p->threads, 1);
+		p->threads++;
 	}
 	return 0;
 }
@@ -250,36 +346,76 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	__u32 tgid = task->tgid;
 	if (!traced(tgid))
 		return 0;
-	struct proc *p = get_proc(tgid, task, true);
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct cgroup_counts *cg = cgroup_event(cgid);
+	if (cg)
+		__sync_fetch_and_add(&cg->execs, 1);
+	struct counts *p = get_counts(tgid, task);
 	if (!p)
 		return 0;
-	__sync_fetch_and_add(&p->execs, 1);
-	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), task->comm);
+	p->execs++;
+	struct info *in = bpf_map_lookup_elem(&infos, &tgid);
+	if (in) {
+		// A process moved to another cgroup is seen there from its
+		// next exec on.
+		in->cgroup = cgid;
+		bpf_probe_read_kernel_str(in->comm, sizeof(in->comm), task->comm);
+	}
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 {
-	__u32 tid = task->pid, tgid = task->tgid;
-	bpf_map_delete_elem(&waits, &tid);
+	__u32 tgid = task->tgid;
 	if (!group_dead) {
-		struct proc *p = bpf_map_lookup_elem(&procs, &tgid);
+		struct counts *p = bpf_map_lookup_elem(&procs, &tgid);
 		if (p)
-			__sync_fetch_and_add(&p->thread_exits, 1);
+			p->thread_exits++;
 		return 0;
 	}
 	// The parent counts its child even when only the parent is traced.
 	__u32 ptgid = task->real_parent->tgid;
-	struct proc *pp = bpf_map_lookup_elem(&procs, &ptgid);
+	struct counts *pp = bpf_map_lookup_elem(&procs, &ptgid);
 	if (pp)
-		__sync_fetch_and_add(&pp->child_exits, 1);
+		pp->child_exits++;
 	if (!traced(tgid))
 		return 0;
 	count(C_EXITS, 1);
+	struct cgroup_counts *cg = cgroup_event(bpf_get_current_cgroup_id());
+	if (cg)
+		__sync_fetch_and_add(&cg->exits, 1);
 	if (bpf_map_delete_elem(&procs, &tgid) == 0)
 		count(C_PROCS_REMOVED, 1);
+	bpf_map_delete_elem(&infos, &tgid);
 	return 0;
+}
+
+// charge is where an allocation program adds its tallies: the kmalloc
+// fields or the kmem_cache_alloc ones, so that each has one writer.
+struct charge {
+	__u64 *calls, *req, *alloc, *failed, *out_bytes, *out_allocs;
+};
+
+// uncharge_stale takes a stale entry's weighted bytes off its owner, in
+// the fields of the program that found it.
+static __always_inline void uncharge_stale(struct alloc *old, bool cache)
+{
+	__u32 otgid = old->tgid;
+	struct info *oi = bpf_map_lookup_elem(&infos, &otgid);
+	if (!oi || oi->gen != old->gen)
+		return;
+	struct counts *op = bpf_map_lookup_elem(&procs, &otgid);
+	if (!op)
+		return;
+	__u64 w = old->weight;
+	if (cache) {
+		op->ca_stale_bytes += old->size * w;
+		op->ca_stale_allocs += w;
+	} else {
+		op->km_stale_bytes += old->size * w;
+		op->km_stale_allocs += w;
+	}
 }
 
 // track records an allocation of size bytes at ptr for the current task.
@@ -288,74 +424,100 @@ static __always_inline void track(void *ctx, __u64 ptr, __u64 req, __u64 size, b
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!traced(tgid))
 		return;
-	struct proc *p = current_proc(tgid);
+	struct counts *p = get_counts(tgid, bpf_get_current_task_btf());
 	if (p) {
-		__sync_fetch_and_add(cache ? &p->cache_alloc : &p->kmalloc, 1);
-		__sync_fetch_and_add(&p->bytes_req, req);
-		__sync_fetch_and_add(&p->bytes_alloc, size);
+		if (cache) {
+			p->cache_alloc++;
+			p->ca_req += req;
+			p->ca_alloc += size;
+		} else {
+			p->kmalloc++;
+			p->km_req += req;
+			p->km_alloc += size;
+		}
 	}
 	if (ptr == 0) {
-		if (p)
-			__sync_fetch_and_add(&p->failed, 1);
+		if (p) {
+			if (cache)
+				p->ca_failed++;
+			else
+				p->km_failed++;
+		}
 		return;
 	}
 	if (ptr <= 16) // ZERO_SIZE_PTR: kmalloc(0) holds nothing
 		return;
+	__u64 h = addr_hash(ptr);
+	if (h > sample_thresh)
+		return;
 
-	struct alloc *old = bpf_map_lookup_elem(&allocs, &ptr);
-	if (old) {
-		// Freed on a path without a tracepoint: uncharge the old owner.
-		count(C_STALE_ALLOCS, 1);
-		__u32 otgid = old->tgid;
-		struct proc *op = bpf_map_lookup_elem(&procs, &otgid);
-		if (op && op->gen == old->gen) {
-			__sync_fetch_and_add(&op->bytes_out, -old->size);
-			__sync_fetch_and_add(&op->allocs_out, -1);
-		}
-		bpf_map_delete_elem(&allocs, &ptr);
-	}
-
+	__u32 w = sample_weight;
 	struct alloc a = {
 		.size = size,
 		.ts = bpf_ktime_get_ns(),
 		.tgid = tgid,
 		.stack_id = -1,
+		.weight = w,
 	};
-	struct settings *c = get_config();
-	if (c && c->stack_every && bpf_get_prandom_u32() % c->stack_every == 0) {
+	__u64 st = stack_thresh;
+	if (st && h <= st) {
 		a.stack_id = bpf_get_stackid(ctx, &stacks, 0);
 		if (a.stack_id < 0)
 			count(C_STACK_ERRORS, 1);
 	}
 	if (p) {
-		a.gen = p->gen;
-		// Charge before the entry is visible, so a racing free never
-		// takes the counts below zero.
-		__sync_fetch_and_add(&p->bytes_out, size);
-		__sync_fetch_and_add(&p->allocs_out, 1);
+		struct info *in = bpf_map_lookup_elem(&infos, &tgid);
+		if (in)
+			a.gen = in->gen;
 	}
-	if (bpf_map_update_elem(&allocs, &ptr, &a, BPF_ANY) != 0) {
+	long err = bpf_map_update_elem(&allocs, &ptr, &a, BPF_NOEXIST);
+	if (err == -EEXIST_) {
+		// The address was freed on a path without a tracepoint:
+		// uncharge the old owner and take the entry over.
+		struct alloc *old = bpf_map_lookup_elem(&allocs, &ptr);
+		if (old) {
+			count(C_STALE_ALLOCS, 1);
+			uncharge_stale(old, cache);
+			*old = a;
+			err = 0;
+		}
+	} else if (err == 0) {
+		count(C_ALLOCS_TRACKED, 1);
+	}
+	if (err != 0) {
 		count(C_ALLOCS_DROPPED, 1);
 		count(C_ALLOCS_DROPPED_BYTES, size);
-		if (p) {
-			__sync_fetch_and_add(&p->bytes_out, -size);
-			__sync_fetch_and_add(&p->allocs_out, -1);
+		return;
+	}
+	if (p && a.gen) {
+		if (cache) {
+			p->ca_out_bytes += size * w;
+			p->ca_out_allocs += w;
+		} else {
+			p->km_out_bytes += size * w;
+			p->km_out_allocs += w;
 		}
 	}
 }
 
-// untrack records a free of ptr: a call by the current task, bytes back to
-// the allocating group.
+// untrack records a free of ptr: a call by the current task, and, for a
+// tracked address, its weighted bytes back to the allocating group.
 static __always_inline void untrack(__u64 ptr, bool cache)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	bool t = traced(tgid);
 	if (t) {
-		struct proc *p = current_proc(tgid);
-		if (p)
-			__sync_fetch_and_add(cache ? &p->cache_free : &p->kfree, 1);
+		struct counts *p = get_counts(tgid, bpf_get_current_task_btf());
+		if (p) {
+			if (cache)
+				p->cache_free++;
+			else
+				p->kfree++;
+		}
 	}
 	if (ptr <= 16) // kfree(NULL) and ZERO_SIZE_PTR free nothing
+		return;
+	if (addr_hash(ptr) > free_thresh)
 		return;
 	struct alloc *a = bpf_map_lookup_elem(&allocs, &ptr);
 	if (!a) {
@@ -364,14 +526,24 @@ static __always_inline void untrack(__u64 ptr, bool cache)
 		return;
 	}
 	__u32 otgid = a->tgid;
-	__u64 size = a->size, gen = a->gen;
+	__u64 size = a->size, gen = a->gen, w = a->weight;
 	if (bpf_map_delete_elem(&allocs, &ptr) != 0)
 		return; // a racing free of the same address took it
-	struct proc *op = bpf_map_lookup_elem(&procs, &otgid);
-	if (op && op->gen == gen) {
-		__sync_fetch_and_add(&op->bytes_out, -size);
-		__sync_fetch_and_add(&op->allocs_out, -1);
-		__sync_fetch_and_add(&op->bytes_freed, size);
+	count(C_ALLOCS_UNTRACKED, 1);
+	if (!gen)
+		return;
+	struct info *oi = bpf_map_lookup_elem(&infos, &otgid);
+	if (!oi || oi->gen != gen)
+		return;
+	struct counts *op = bpf_map_lookup_elem(&procs, &otgid);
+	if (!op)
+		return;
+	if (cache) {
+		op->cf_bytes += size * w;
+		op->cf_allocs += w;
+	} else {
+		op->kf_bytes += size * w;
+		op->kf_allocs += w;
 	}
 }
 
@@ -425,45 +597,49 @@ static __always_inline __u32 lock_kind(__u32 f)
 SEC("tp_btf/contention_begin")
 int BPF_PROG(on_contention_begin, void *lock, unsigned int flags)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = id, tgid = id >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!traced(tgid))
 		return 0;
-	struct wait *w = bpf_map_lookup_elem(&waits, &tid);
-	if (w && w->lock == (__u64)lock) {
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct wait *w = bpf_task_storage_get(&waits, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!w) {
+		count(C_LOCK_DROPPED, 1);
+		return 0;
+	}
+	if (w->ts && w->lock == (__u64)lock) {
 		// A mutex that stopped spinning and now sleeps: one contention,
 		// timed from the first begin.
 		w->flags = flags;
 		return 0;
 	}
-	struct wait n = {.ts = bpf_ktime_get_ns(), .lock = (__u64)lock, .flags = flags};
-	if (bpf_map_update_elem(&waits, &tid, &n, BPF_ANY) != 0)
-		count(C_LOCK_DROPPED, 1);
+	w->ts = bpf_ktime_get_ns();
+	w->lock = (__u64)lock;
+	w->flags = flags;
 	return 0;
 }
 
 SEC("tp_btf/contention_end")
 int BPF_PROG(on_contention_end, void *lock, int ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = id;
-	struct wait *w = bpf_map_lookup_elem(&waits, &tid);
-	if (!w || w->lock != (__u64)lock) {
-		__u32 tgid = id >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct wait *w = bpf_task_storage_get(&waits, task, 0, 0);
+	if (!w || !w->ts || w->lock != (__u64)lock) {
 		if (traced(tgid))
 			count(C_LOCK_UNMATCHED, 1);
 		return 0;
 	}
 	__u64 wait = bpf_ktime_get_ns() - w->ts;
 	__u32 kind = lock_kind(w->flags);
-	bpf_map_delete_elem(&waits, &tid);
+	w->ts = 0;
+	w->lock = 0;
 
-	struct proc *p = current_proc(id >> 32);
+	struct counts *p = get_counts(tgid, task);
 	if (!p || kind >= LOCK_KINDS)
 		return 0;
-	__sync_fetch_and_add(&p->lock_count[kind], 1);
-	__sync_fetch_and_add(&p->lock_wait_ns[kind], wait);
+	p->lock_count[kind]++;
+	p->lock_wait_ns[kind] += wait;
 	if (wait > p->lock_max_ns[kind])
-		p->lock_max_ns[kind] = wait; // a lost race keeps a near-maximum
+		p->lock_max_ns[kind] = wait;
 	return 0;
 }

@@ -20,38 +20,59 @@ type TracerAlloc struct {
 	Gen     uint64
 	Tgid    uint32
 	StackId int32
+	Weight  uint32
+	Pad     uint32
 }
 
-type TracerProc struct {
-	_           structs.HostLayout
-	Gen         uint64
-	Ppid        uint32
-	Pad         uint32
-	Comm        [16]int8
-	Forks       uint64
-	Threads     uint64
-	Execs       uint64
-	ThreadExits uint64
-	ChildExits  uint64
-	Kmalloc     uint64
-	Kfree       uint64
-	CacheAlloc  uint64
-	CacheFree   uint64
-	BytesReq    uint64
-	BytesAlloc  uint64
-	BytesFreed  uint64
-	BytesOut    uint64
-	AllocsOut   uint64
-	Failed      uint64
-	LockCount   [8]uint64
-	LockWaitNs  [8]uint64
-	LockMaxNs   [8]uint64
+type TracerCgroupCounts struct {
+	_       structs.HostLayout
+	Forks   uint64
+	Threads uint64
+	Execs   uint64
+	Exits   uint64
 }
 
-type TracerSettings struct {
-	_          structs.HostLayout
-	FilterOn   uint32
-	StackEvery uint32
+type TracerCounts struct {
+	_             structs.HostLayout
+	Forks         uint64
+	Threads       uint64
+	Execs         uint64
+	ThreadExits   uint64
+	ChildExits    uint64
+	Kmalloc       uint64
+	KmReq         uint64
+	KmAlloc       uint64
+	KmFailed      uint64
+	KmOutBytes    uint64
+	KmOutAllocs   uint64
+	KmStaleBytes  uint64
+	KmStaleAllocs uint64
+	CacheAlloc    uint64
+	CaReq         uint64
+	CaAlloc       uint64
+	CaFailed      uint64
+	CaOutBytes    uint64
+	CaOutAllocs   uint64
+	CaStaleBytes  uint64
+	CaStaleAllocs uint64
+	Kfree         uint64
+	KfBytes       uint64
+	KfAllocs      uint64
+	CacheFree     uint64
+	CfBytes       uint64
+	CfAllocs      uint64
+	LockCount     [8]uint64
+	LockWaitNs    [8]uint64
+	LockMaxNs     [8]uint64
+}
+
+type TracerInfo struct {
+	_      structs.HostLayout
+	Gen    uint64
+	Cgroup uint64
+	Ppid   uint32
+	Pad    uint32
+	Comm   [16]int8
 }
 
 type TracerWait struct {
@@ -67,11 +88,12 @@ type TracerWait struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	TracerMapAllocs             = "allocs"
+	TracerMapCgroups            = "cgroups"
 	TracerMapCounters           = "counters"
 	TracerMapFilter             = "filter"
+	TracerMapInfos              = "infos"
 	TracerMapProcs              = "procs"
 	TracerMapScratch            = "scratch"
-	TracerMapSettings           = "settings"
 	TracerMapStacks             = "stacks"
 	TracerMapWaits              = "waits"
 	TracerProgOnCacheAlloc      = "on_cache_alloc"
@@ -83,6 +105,11 @@ const (
 	TracerProgOnFork            = "on_fork"
 	TracerProgOnKfree           = "on_kfree"
 	TracerProgOnKmalloc         = "on_kmalloc"
+	TracerVarFilterOn           = "filter_on"
+	TracerVarFreeThresh         = "free_thresh"
+	TracerVarSampleThresh       = "sample_thresh"
+	TracerVarSampleWeight       = "sample_weight"
+	TracerVarStackThresh        = "stack_thresh"
 )
 
 // LoadTracer returns the embedded CollectionSpec for Tracer.
@@ -143,11 +170,12 @@ type TracerProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TracerMapSpecs struct {
 	Allocs   *ebpf.MapSpec `ebpf:"allocs"`
+	Cgroups  *ebpf.MapSpec `ebpf:"cgroups"`
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Filter   *ebpf.MapSpec `ebpf:"filter"`
+	Infos    *ebpf.MapSpec `ebpf:"infos"`
 	Procs    *ebpf.MapSpec `ebpf:"procs"`
 	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Settings *ebpf.MapSpec `ebpf:"settings"`
 	Stacks   *ebpf.MapSpec `ebpf:"stacks"`
 	Waits    *ebpf.MapSpec `ebpf:"waits"`
 }
@@ -156,6 +184,11 @@ type TracerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TracerVariableSpecs struct {
+	FilterOn     *ebpf.VariableSpec `ebpf:"filter_on"`
+	FreeThresh   *ebpf.VariableSpec `ebpf:"free_thresh"`
+	SampleThresh *ebpf.VariableSpec `ebpf:"sample_thresh"`
+	SampleWeight *ebpf.VariableSpec `ebpf:"sample_weight"`
+	StackThresh  *ebpf.VariableSpec `ebpf:"stack_thresh"`
 }
 
 // TracerObjects contains all objects after they have been loaded into the kernel.
@@ -179,11 +212,12 @@ func (o *TracerObjects) Close() error {
 // It can be passed to LoadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TracerMaps struct {
 	Allocs   *ebpf.Map `ebpf:"allocs"`
+	Cgroups  *ebpf.Map `ebpf:"cgroups"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	Filter   *ebpf.Map `ebpf:"filter"`
+	Infos    *ebpf.Map `ebpf:"infos"`
 	Procs    *ebpf.Map `ebpf:"procs"`
 	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Settings *ebpf.Map `ebpf:"settings"`
 	Stacks   *ebpf.Map `ebpf:"stacks"`
 	Waits    *ebpf.Map `ebpf:"waits"`
 }
@@ -191,11 +225,12 @@ type TracerMaps struct {
 func (m *TracerMaps) Close() error {
 	return _TracerClose(
 		m.Allocs,
+		m.Cgroups,
 		m.Counters,
 		m.Filter,
+		m.Infos,
 		m.Procs,
 		m.Scratch,
-		m.Settings,
 		m.Stacks,
 		m.Waits,
 	)
@@ -205,6 +240,11 @@ func (m *TracerMaps) Close() error {
 //
 // It can be passed to LoadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TracerVariables struct {
+	FilterOn     *ebpf.Variable `ebpf:"filter_on"`
+	FreeThresh   *ebpf.Variable `ebpf:"free_thresh"`
+	SampleThresh *ebpf.Variable `ebpf:"sample_thresh"`
+	SampleWeight *ebpf.Variable `ebpf:"sample_weight"`
+	StackThresh  *ebpf.Variable `ebpf:"stack_thresh"`
 }
 
 // TracerPrograms contains all programs after they have been loaded into the kernel.
