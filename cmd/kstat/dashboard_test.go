@@ -162,7 +162,7 @@ func TestDashboardBrowser(t *testing.T) {
 	loRow := `(() => { const r = document.querySelector('tr[data-dev="lo"]'); return r ? Array.from(r.cells, c => c.textContent).join("|") : ""; })()`
 	cells := strings.Split(waitFor("the lo row with a rate", loRow, 15*time.Second, func(s string) bool {
 		c := strings.Split(s, "|")
-		return len(c) == 9 && c[4] != "–" && strings.HasSuffix(c[4], "/s")
+		return len(c) == 11 && c[4] != "–" && strings.HasSuffix(c[4], "/s")
 	}), "|")
 	loAfter := procNetDevCol(t, "lo", 1)
 	pagePackets, err := strconv.ParseUint(strings.ReplaceAll(cells[3], ",", ""), 10, 64)

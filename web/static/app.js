@@ -1,16 +1,16 @@
-// kstat dashboard: polls the daemon's JSON API once a second and updates
-// the page in place (no rebuilt panels, so nothing flickers). Knob buttons
-// and forms PUT /api/v1/knobs/{path}; the server's error text is shown in
-// the panel. Any failed request is shown in the banner under the header.
+// kstat dashboard. One Server-Sent Events stream (/api/v1/history/events)
+// brings the server's history window once, then an update per sample:
+// every rate is the server's, the page only draws. The charts are uPlot
+// (vendored under /static/vendor/uplot). Knobs are set with PUT
+// /api/v1/knobs/{path}; GET /api/v1/access says whether this viewer may,
+// and without the right the controls are replaced by a hint. A broken
+// stream shows in the banner and reconnects by itself; a script error
+// shows in the banner until the next update renders cleanly.
 "use strict";
 
-const REFRESH_MS = 1000;
-const TRACER_TOP = 10;
-// The tracer's tree is about 12 kB a process: with many processes it is
-// fetched every few refreshes only, at most TRACER_PROCS_PER_FETCH
-// processes' worth a second on average.
-const TRACER_PROCS_PER_FETCH = 50;
-const TRACER_MAX_EVERY = 30;
+const EVENTS = "/api/v1/history/events";
+const ACCESS = "/api/v1/access";
+const RECONNECT_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,59 +21,19 @@ function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
-// api fetches path and returns its JSON body; a non-2xx answer throws
-// an Error with the server's {"error": ...} text when it has one.
-async function api(path, opts) {
-  let resp;
-  try {
-    resp = await fetch(path, Object.assign({ cache: "no-store" }, opts));
-  } catch (e) {
-    throw new Error(`${path}: ${e.message} (is kstat serve running?)`);
-  }
-  const text = await resp.text();
-  let body = null;
-  if (text !== "") {
-    try {
-      body = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`${path}: HTTP ${resp.status}: ${text.slice(0, 200)}`);
-    }
-  }
-  if (!resp.ok) {
-    const msg = body && body.error ? body.error : `HTTP ${resp.status}`;
-    const err = new Error(msg);
-    err.status = resp.status;
-    throw err;
-  }
-  return body;
-}
-
-// putKnob sets a knob to value and returns the knob the server reports.
-function putKnob(name, value) {
-  return api(`/api/v1/knobs/${name}`, { method: "PUT", body: value, headers: { "Content-Type": "text/plain" } });
-}
-
-// values maps a tree source's value names to their value objects.
-function values(src) {
-  const m = {};
-  for (const v of (src && src.values) || []) m[v.name] = v;
-  return m;
-}
-
-function num(v) {
-  return v === undefined || v === null ? NaN : Number(v.value);
-}
+// --- formatting -------------------------------------------------------
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
-function fmtBytes(n) {
+function fmtBytes(n, digits) {
   if (!Number.isFinite(n)) return "–";
   let i = 0;
   while (Math.abs(n) >= 1000 && i < UNITS.length - 1) {
     n /= 1024;
     i++;
   }
-  return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : 1)) + " " + UNITS[i];
+  if (digits === undefined) digits = n < 10 ? 2 : 1;
+  return (i === 0 ? n.toFixed(0) : n.toFixed(digits)) + " " + UNITS[i];
 }
 
 function fmtCount(n) {
@@ -81,12 +41,27 @@ function fmtCount(n) {
   return Math.round(n).toLocaleString("en-US");
 }
 
+// fmtSI is a short number: 950, 12.5k, 3.20M.
+function fmtSI(n) {
+  if (!Number.isFinite(n)) return "–";
+  const a = Math.abs(n);
+  if (a >= 1e9) return (n / 1e9).toFixed(2) + "G";
+  if (a >= 1e6) return (n / 1e6).toFixed(2) + "M";
+  if (a >= 1e4) return (n / 1e3).toFixed(1) + "k";
+  if (a >= 100 || n === 0) return n.toFixed(0);
+  return n.toFixed(a < 10 ? 2 : 1);
+}
+
 function fmtRate(n, unit) {
   if (!Number.isFinite(n)) return "–";
-  if (unit === "B") return fmtBytes(n) + "/s";
-  if (n >= 1e6) return (n / 1e6).toFixed(2) + " M/s";
-  if (n >= 1e4) return (n / 1e3).toFixed(1) + " k/s";
-  return n.toFixed(n < 10 ? 1 : 0) + "/s";
+  if (unit === "bytes/s") return fmtBytes(n) + "/s";
+  return fmtSI(n) + "/s";
+}
+
+// fmtUnit formats a chart's value by its unit ("bytes", "bytes/s", "/s").
+function fmtUnit(n, unit) {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "–";
+  return unit === "bytes" ? fmtBytes(n) : fmtRate(n, unit);
 }
 
 function fmtDuration(s) {
@@ -107,31 +82,189 @@ function showError(id, msg) {
   el.hidden = !msg;
 }
 
-// --- header, memory ---------------------------------------------------
+// --- the banner: the stream's state and the script's errors ------------
 
-function renderHeader(system, self) {
-  const sys = values(system), me = values(self);
-  setText("host-uptime", fmtDuration(num(sys.uptime_seconds)));
-  setText("self-uptime", fmtDuration(num(me.uptime_seconds)));
-  const load = ["load1", "load5", "load15"].map((k) => (sys[k] ? num(sys[k]).toFixed(2) : "–"));
-  setText("load", load.join(" "));
+const problems = { stream: "", script: "" };
+
+function showProblems() {
+  showError("api-error", [problems.stream, problems.script].filter(Boolean).join("\n"));
 }
 
-function memText(v) {
-  const n = num(v);
+function scriptError(msg) {
+  problems.script = `dashboard script error: ${msg} (${new Date().toLocaleTimeString()})`;
+  showProblems();
+}
+
+window.addEventListener("error", (ev) => scriptError(ev.message));
+window.addEventListener("unhandledrejection", (ev) =>
+  scriptError(ev.reason && ev.reason.message ? ev.reason.message : String(ev.reason)));
+
+// --- the history: columns as uPlot takes them ---------------------------
+
+// store holds the window: times in seconds and a column per series key,
+// all of one length.
+const store = { times: [], cols: new Map(), windowMs: 0, stepMs: 0 };
+
+function loadHistory(h) {
+  store.windowMs = h.window_ms;
+  store.stepMs = h.step_ms;
+  store.times = h.times.map((t) => t / 1000);
+  store.cols = new Map(Object.entries(h.series));
+}
+
+// addSample appends one sample and drops what fell out of the window.
+function addSample(s) {
+  const n = store.times.length;
+  store.times.push(s.t / 1000);
+  for (const [k, col] of store.cols) col.push(k in s.v ? s.v[k] : null);
+  for (const k of Object.keys(s.v)) {
+    if (!store.cols.has(k)) {
+      const col = new Array(n).fill(null);
+      col.push(s.v[k]);
+      store.cols.set(k, col);
+    }
+  }
+  const cut = s.t / 1000 - store.windowMs / 1000;
+  let drop = 0;
+  while (drop < store.times.length && store.times[drop] < cut) drop++;
+  if (drop > 0) {
+    store.times.splice(0, drop);
+    for (const [k, col] of store.cols) {
+      col.splice(0, drop);
+      if (col.every((v) => v === null)) store.cols.delete(k);
+    }
+  }
+}
+
+// --- charts -------------------------------------------------------------
+
+const COLORS = ["#7fb4ff", "#f0a35e", "#7ccf8a", "#e58fd0", "#f2d36b", "#6fd6d6", "#ff8080", "#b0a4ff", "#c8c8c8", "#9fd36b"];
+const plots = {}; // chart id -> {plot, sig, def, el}
+
+function chartCard(def) {
+  let card = $("chart-" + def.id);
+  if (!card) {
+    card = document.createElement("div");
+    card.className = "chart";
+    card.id = "chart-" + def.id;
+    card.innerHTML = `<h3></h3><div class="plot"></div><p class="note"></p>`;
+    $("chart-grid").appendChild(card);
+  }
+  setText(card.querySelector("h3"), `${def.title} (${def.unit === "bytes" ? "bytes" : def.unit})`);
+  return card;
+}
+
+function chartData(def) {
+  const empty = () => store.times.map(() => null);
+  return [store.times, ...def.series.map((s) => store.cols.get(s.key) || empty())];
+}
+
+function makePlot(def, el) {
+  const style = getComputedStyle(document.documentElement);
+  const dim = style.getPropertyValue("--dim").trim(), line = style.getPropertyValue("--line").trim();
+  const axis = { stroke: dim, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
+  return new uPlot({
+    width: Math.max(300, el.clientWidth),
+    height: 190,
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.05 : 1] } },
+    axes: [
+      Object.assign({}, axis),
+      Object.assign({}, axis, { size: 72, values: (u, splits) => splits.map((v) => fmtUnit(v, def.unit)) }),
+    ],
+    series: [
+      { value: (u, t) => (t === null ? "–" : new Date(t * 1000).toLocaleTimeString()) },
+      ...def.series.map((s, i) => ({
+        label: s.label,
+        stroke: COLORS[i % COLORS.length],
+        width: 1.5,
+        spanGaps: false,
+        points: { show: false },
+        value: (u, v) => fmtUnit(v, def.unit),
+      })),
+    ],
+  }, chartData(def), el);
+}
+
+// renderCharts draws every chart the server chose, rebuilding a chart
+// whose series changed.
+function renderCharts(defs, traced) {
+  const span = store.times.length > 1 ? store.times[store.times.length - 1] - store.times[0] : 0;
+  setText("history-note", `last ${fmtDuration(span)} of ${fmtDuration(store.windowMs / 1000)} kept by the server, a sample every ${store.stepMs / 1000}s`);
+  for (const def of defs) {
+    const card = chartCard(def);
+    const el = card.querySelector(".plot");
+    const sig = JSON.stringify(def.series);
+    let p = plots[def.id];
+    if (p && p.sig !== sig) {
+      p.plot.destroy();
+      p = null;
+    }
+    if (def.series.length === 0) {
+      if (p) p.plot.destroy();
+      delete plots[def.id];
+      el.hidden = true;
+      let why = "nothing above 0 in the window";
+      if (def.id === "tracer" && !traced) why = "the tracer is off: enable it in the Tracer panel";
+      if (def.id === "kstat" && knobs["kstat/start"] !== "1") why = "KSTAT is not counting: start it in the KSTAT panel";
+      setText(card.querySelector(".note"), why);
+      continue;
+    }
+    el.hidden = false;
+    setText(card.querySelector(".note"), def.id === "tracer" || def.id === "irq" || def.id === "net-rx" || def.id === "net-tx" || def.id === "kstat" || def.id === "softirq"
+      ? `the ${def.series.length} busiest over the window, chosen by the server` : "");
+    if (!p) {
+      p = { plot: makePlot(def, el), sig, def };
+      plots[def.id] = p;
+    } else {
+      p.plot.setData(chartData(def));
+    }
+    // With no pointer over the chart the legend shows the latest values.
+    if (p.plot.cursor.left < 0 || p.plot.cursor.left === undefined) p.plot.setLegend({ idx: store.times.length - 1 });
+  }
+}
+
+window.addEventListener("resize", () => {
+  for (const id in plots) {
+    const el = $("chart-" + id).querySelector(".plot");
+    plots[id].plot.setSize({ width: Math.max(300, el.clientWidth), height: 190 });
+  }
+});
+
+// --- tables -------------------------------------------------------------
+
+let knobs = {}; // knob path -> setting, from the latest event
+
+function val(status, path, name) {
+  const src = status.values[path];
+  return src && name in src ? src[name] : NaN;
+}
+
+function memText(n) {
   if (!Number.isFinite(n)) return "–";
   return `${fmtBytes(n)} · ${Math.round(n / 1024)} kB`;
 }
 
-function renderMemory(memory, block) {
-  const m = values(memory), b = values(block);
-  setText("mem-buffers", memText(b.buffers));
-  setText("mem-cached", memText(b.cached));
-  setText("mem-dirty", memText(b.dirty));
-  setText("mem-total", memText(m.total));
-  setText("mem-free", memText(m.free));
-  setText("mem-available", memText(m.available));
-  const total = num(m.total), avail = num(m.available);
+function renderHeader(status) {
+  setText("host-uptime", fmtDuration(val(status, "system", "uptime_seconds")));
+  setText("self-uptime", fmtDuration(val(status, "self", "uptime_seconds")));
+  setText("load", ["load1", "load5", "load15"].map((k) => {
+    const v = val(status, "system", k);
+    return Number.isFinite(v) ? v.toFixed(2) : "–";
+  }).join(" "));
+}
+
+function renderMemory(status) {
+  setText("mem-total", memText(val(status, "memory", "total")));
+  setText("mem-free", memText(val(status, "memory", "free")));
+  setText("mem-available", memText(val(status, "memory", "available")));
+  setText("mem-buffers", memText(val(status, "block", "buffers")));
+  setText("mem-cached", memText(val(status, "block", "cached")));
+  setText("mem-dirty", memText(val(status, "block", "dirty")));
+  setText("mem-slab", memText(val(status, "mm", "slab")));
+  setText("mem-page-tables", memText(val(status, "mm", "page_tables")));
+  const total = val(status, "memory", "total"), avail = val(status, "memory", "available");
   if (total > 0 && Number.isFinite(avail)) {
     const used = (100 * (total - avail)) / total;
     $("mem-bar").style.width = used.toFixed(1) + "%";
@@ -139,249 +272,255 @@ function renderMemory(memory, block) {
   }
 }
 
-// --- network devices --------------------------------------------------
-
-const NET_FIELDS = ["rx_bytes", "rx_packets", "tx_bytes", "tx_packets"];
-let netPrev = null; // {time, devs: {name: {field: value}}}
-
-function renderNet(dev, now) {
-  const tbody = $("net-rows");
-  const devs = {};
-  for (const s of (dev && dev.sources) || []) {
-    const v = values(s);
-    devs[s.name] = {};
-    for (const f of NET_FIELDS) devs[s.name][f] = num(v[f]);
-  }
-  const names = Object.keys(devs).sort();
-  for (const row of Array.from(tbody.rows)) {
-    if (!(row.dataset.dev in devs)) row.remove();
-  }
-  names.forEach((name, i) => {
-    let row = tbody.querySelector(`tr[data-dev="${CSS.escape(name)}"]`);
+// rows keeps tbody's rows in step with items, keyed by name, each with
+// cells cells; fill writes one row.
+function rows(tbodyId, items, cells, fill) {
+  const tbody = $(tbodyId);
+  const names = new Set(items.map((it) => it.name));
+  for (const row of Array.from(tbody.rows)) if (!names.has(row.dataset.name)) row.remove();
+  items.forEach((it, i) => {
+    let row = tbody.querySelector(`tr[data-name="${CSS.escape(it.name)}"]`);
     if (!row) {
       row = document.createElement("tr");
-      row.dataset.dev = name;
-      row.id = "net-row-" + name;
-      for (let c = 0; c < 9; c++) row.appendChild(document.createElement("td"));
-      row.cells[0].textContent = name;
+      row.dataset.name = it.name;
+      for (let c = 0; c < cells; c++) row.appendChild(document.createElement("td"));
     }
     if (tbody.rows[i] !== row) tbody.insertBefore(row, tbody.rows[i] || null);
-    const cur = devs[name];
-    const prev = netPrev && netPrev.devs[name];
-    const dt = netPrev ? (now - netPrev.time) / 1000 : 0;
-    NET_FIELDS.forEach((f, j) => {
-      const bytes = f.endsWith("bytes");
-      setText(row.cells[1 + 2 * j], bytes ? fmtBytes(cur[f]) : fmtCount(cur[f]));
-      let rate = NaN;
-      if (prev && dt > 0 && cur[f] >= prev[f]) rate = (cur[f] - prev[f]) / dt;
-      setText(row.cells[2 + 2 * j], fmtRate(rate, bytes ? "B" : ""));
-    });
+    fill(row, it);
   });
-  netPrev = { time: now, devs };
 }
 
-// --- activity chart ---------------------------------------------------
+function renderNet(status, sample) {
+  const devs = status.lists["net/dev"] || [];
+  const rate = (dev, f) => sample.v[`net/${dev}/${f}`];
+  rows("net-rows", devs, 11, (row, d) => {
+    row.dataset.dev = d.name;
+    row.id = "net-row-" + d.name;
+    const v = d.values;
+    const out = [d.name,
+      fmtBytes(v.rx_bytes), fmtRate(rate(d.name, "rx_bytes"), "bytes/s"),
+      fmtCount(v.rx_packets), fmtRate(rate(d.name, "rx_packets"), "/s"),
+      fmtBytes(v.tx_bytes), fmtRate(rate(d.name, "tx_bytes"), "bytes/s"),
+      fmtCount(v.tx_packets), fmtRate(rate(d.name, "tx_packets"), "/s"),
+      `${fmtCount(v.rx_errors)} / ${fmtCount(v.tx_errors)}`, `${fmtCount(v.rx_dropped)} / ${fmtCount(v.tx_dropped)}`];
+    out.forEach((t, c) => setText(row.cells[c], t));
+  });
+}
 
-function renderChart(snaps) {
-  const canvas = $("chart");
-  const dpr = window.devicePixelRatio || 1;
-  const w = Math.round(canvas.clientWidth * dpr), h = Math.round(canvas.clientHeight * dpr);
-  if (canvas.width !== w || canvas.height !== h) {
-    canvas.width = w;
-    canvas.height = h;
-  }
-  const pts = (snaps || []).filter((s) => s.rates);
-  const cs = pts.map((s) => s.rates.context_switches);
-  const irq = pts.map((s) => s.rates.interrupts);
-  const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, w, h);
-  const last = pts[pts.length - 1];
-  setText("rate-cs", last ? fmtCount(last.rates.context_switches) : "–");
-  setText("rate-irq", last ? fmtCount(last.rates.interrupts) : "–");
-  if (pts.length < 2) {
-    setText("chart-note", "waiting for telemetry snapshots (needs two; telemetry/enable must be 1)");
+function renderSlab(status) {
+  const caches = status.lists["mm/slabinfo"] || [];
+  const n = val(status, "mm/slabinfo", "caches");
+  setText("slab-note", Number.isFinite(n) ? `(largest of ${fmtCount(n)} caches, ${fmtBytes(val(status, "mm/slabinfo", "total_bytes"))} in all)` : "");
+  rows("slab-rows", caches, 5, (row, c) => {
+    const v = c.values;
+    [c.name, fmtCount(v.active_objects), fmtCount(v.objects), fmtBytes(v.object_size), fmtBytes(v.total_bytes)]
+      .forEach((t, i) => setText(row.cells[i], t));
+  });
+}
+
+function renderIRQ(status, sample) {
+  // Lines that ever fired, the busiest now first; the server's rates.
+  const byRate = (kind) => (status.lists[kind] || [])
+    .filter((l) => l.values.count > 0)
+    .map((l) => Object.assign({ rate: sample.v[`${kind}/${l.name}`] }, l))
+    .sort((a, b) => (b.rate || 0) - (a.rate || 0) || b.values.count - a.values.count);
+  const lines = byRate("irq");
+  setText("irq-note", `(${lines.length} lines that fired, busiest first)`);
+  rows("irq-rows", lines, 5, (row, l) => {
+    row.cells[1].className = "desc";
+    const d = (l.text && l.text.description) || "";
+    row.cells[1].title = d;
+    [l.name, d, fmtCount(l.values.count), fmtRate(l.rate, "/s"), fmtCount(l.values.bpf_entries)]
+      .forEach((t, i) => setText(row.cells[i], t));
+  });
+  rows("softirq-rows", byRate("softirq"), 4, (row, l) => {
+    [l.name, fmtCount(l.values.count), fmtRate(l.rate, "/s"), fmtCount(l.values.bpf_entries)]
+      .forEach((t, i) => setText(row.cells[i], t));
+  });
+}
+
+function renderTracer(update) {
+  const on = knobs["tracer/enable"] === "1";
+  const table = $("tracer-table");
+  if (!on) {
+    table.hidden = true;
+    setText("tracer-state", knobs["tracer/enable"] === undefined ? "(not available)" : "(disabled)");
     return;
   }
-  const max = Math.max(1, ...cs, ...irq);
-  const pad = 4 * dpr, top = 18 * dpr; // room for the scale label above the lines
-  const style = getComputedStyle(document.documentElement);
-  ctx.strokeStyle = style.getPropertyValue("--line");
-  ctx.lineWidth = 1;
-  ctx.beginPath();
-  for (const f of [0.25, 0.5, 0.75]) {
-    const y = Math.round(top + (h - top - pad) * f) + 0.5;
-    ctx.moveTo(0, y);
-    ctx.lineTo(w, y);
-  }
-  ctx.stroke();
-  const line = (series, color) => {
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 2 * dpr;
-    ctx.lineJoin = "round";
-    ctx.beginPath();
-    series.forEach((v, i) => {
-      const x = pad + ((w - 2 * pad) * i) / (series.length - 1);
-      const y = h - pad - ((h - top - pad) * v) / max;
-      if (i === 0) ctx.moveTo(x, y);
-      else ctx.lineTo(x, y);
-    });
-    ctx.stroke();
-  };
-  line(irq, style.getPropertyValue("--irq"));
-  line(cs, style.getPropertyValue("--cs"));
-  ctx.fillStyle = style.getPropertyValue("--dim");
-  ctx.font = `${11 * dpr}px sans-serif`;
-  ctx.fillText(`max ${fmtCount(max)}/s`, pad + 2 * dpr, 13 * dpr);
-  const span = (Date.parse(last.time) - Date.parse(pts[0].time)) / 1000;
-  setText("chart-note", `last ${pts.length} snapshots over ${fmtDuration(span)}, every ${last.interval_seconds.toFixed(1)}s`);
+  const procs = update.procs || [];
+  setText("tracer-state", `(enabled: ${update.traced} processes; top ${procs.length} by bytes allocated in the last ${store.stepMs / 1000}s, chosen by the server)`);
+  table.hidden = false;
+  rows("tracer-rows", procs.map((p) => Object.assign({ name: p.pid }, p)), 10, (row, p) => {
+    [p.pid, p.comm, fmtRate(p.allocated_bytes, "bytes/s"), fmtRate(p.freed_bytes, "bytes/s"), fmtRate(p.kmalloc_calls, "/s"),
+      fmtBytes(p.outstanding_bytes), fmtRate(p.forks, "/s"), fmtRate(p.execs, "/s"), fmtRate(p.lock_contentions, "/s"),
+      `${(p.lock_wait_seconds * 1000).toFixed(2)} ms/s`].forEach((t, i) => setText(row.cells[i], t));
+  });
 }
-
-// --- knob panels ------------------------------------------------------
-
-let knobs = {}; // knob name -> value string, from the last refresh
 
 function renderToggle(id, knob, onLabel, offLabel) {
   const btn = $(id);
   const on = knobs[knob] === "1";
-  if (!btn.dataset.busy) btn.disabled = !(knob in knobs);
+  if (!btn.dataset.busy) btn.disabled = !(knob in knobs) || !access.write;
   setText(btn, on ? onLabel : offLabel);
   btn.classList.toggle("on", on);
   btn.setAttribute("aria-pressed", on ? "true" : "false");
-  return on;
 }
 
-function renderKnobs(kstat, snaps) {
-  setText("kstat-nout", fmtCount(num(values(kstat).nout)));
+function renderKstat(status) {
+  setText("kstat-nout", fmtCount(val(status, "kstat", "nout")));
+  setText("kstat-ipv4-tcp", fmtCount(val(status, "kstat/ipv4", "tcp_packets")));
+  setText("kstat-ipv6-tcp", fmtCount(val(status, "kstat/ipv6", "tcp_packets")));
+}
+
+// renderKnobs shows the knobs' settings and their controls' state.
+function renderKnobs() {
   setText("kstat-counter", knobs["kstat/counter"] ?? "–");
   setText("kstat-start", knobs["kstat/start"] === "1" ? "1 (counting)" : knobs["kstat/start"] === "0" ? "0 (stopped)" : "–");
   renderToggle("kstat-start-toggle", "kstat/start", "Stop counting", "Start counting");
   setText("telemetry-enable", knobs["telemetry/enable"] ?? "–");
   setText("telemetry-interval", knobs["telemetry/log_interval"] ?? "–");
-  setText("telemetry-count", snaps ? String(snaps.length) : "–");
   renderToggle("telemetry-toggle", "telemetry/enable", "Stop sampling", "Start sampling");
-  return renderToggle("tracer-toggle", "tracer/enable", "Disable tracer", "Enable tracer");
+  renderToggle("tracer-toggle", "tracer/enable", "Disable tracer", "Enable tracer");
 }
 
-function renderTracer(tracer, every) {
-  const table = $("tracer-table");
-  if (!tracer) {
-    table.hidden = true;
-    setText("tracer-state", "(disabled)");
-    return;
-  }
-  const procs = ((tracer && tracer.sources) || []).map((s) => {
-    const v = values(s);
-    const comm = ((s.controls || []).find((c) => c.name === "comm") || {}).text || "";
-    return {
-      pid: s.name, comm: comm.trim(),
-      forks: num(v.forks), execs: num(v.execs), kmalloc: num(v.kmalloc_calls),
-      allocated: num(v.allocated_bytes), freed: num(v.freed_bytes),
-      outstanding: num(v.outstanding_bytes), locks: num(v.lock_contentions),
-    };
-  });
-  procs.sort((a, b) => (b.allocated || 0) - (a.allocated || 0) || Number(a.pid) - Number(b.pid));
-  const pace = every > 1 ? `, refreshed every ${every}s` : "";
-  setText("tracer-state", `(enabled: ${procs.length} processes, top ${Math.min(TRACER_TOP, procs.length)} by bytes allocated${pace})`);
-  table.hidden = false;
-  const tbody = $("tracer-rows");
-  const top = procs.slice(0, TRACER_TOP);
-  while (tbody.rows.length > top.length) tbody.deleteRow(-1);
-  while (tbody.rows.length < top.length) {
-    const row = tbody.insertRow();
-    for (let c = 0; c < 9; c++) row.insertCell();
-  }
-  top.forEach((p, i) => {
-    const cells = tbody.rows[i].cells;
-    const out = [p.pid, p.comm, fmtCount(p.forks), fmtCount(p.execs), fmtCount(p.kmalloc),
-      fmtBytes(p.allocated), fmtBytes(p.freed), fmtBytes(p.outstanding), fmtCount(p.locks)];
-    out.forEach((t, c) => setText(cells[c], t));
-  });
-}
+// --- access: may this viewer write? --------------------------------------
 
-// --- refresh loop -----------------------------------------------------
+// access.write is false until GET /api/v1/access says otherwise; a daemon
+// without that endpoint takes writes from anyone.
+let access = { write: false, hint: "" };
 
-let timer = null;
-let scriptError = ""; // the page's own last failure, kept in the banner
-let tracerCache = null; // {age, every}: refreshes since the tracer's last fetch, and how many to wait
-let running = false; // a refresh is in flight
-let pending = false; // another was asked for meanwhile
-
-// refresh updates the page now and schedules the next one; a call while
-// one is in flight runs again right after it, so there is one loop.
-function refresh() {
-  if (running) {
-    pending = true;
-    return;
-  }
-  running = true;
-  clearTimeout(timer);
-  update().catch((e) => {
-    scriptError = `dashboard script error: ${e.message}`;
-    showError("api-error", scriptError);
-  }).finally(() => {
-    running = false;
-    if (pending) {
-      pending = false;
-      refresh();
+async function loadAccess() {
+  let write = false, hint = "";
+  try {
+    const resp = await fetch(ACCESS, { cache: "no-store" });
+    if (resp.status === 404) {
+      write = true;
+    } else if (resp.ok) {
+      const body = await resp.json();
+      write = Boolean(body.write ?? body.writable ?? body.can_write);
+      hint = body.hint || body.reason || "";
     } else {
-      timer = setTimeout(refresh, REFRESH_MS);
+      hint = `${ACCESS}: HTTP ${resp.status}`;
     }
+  } catch (e) {
+    hint = `${ACCESS}: ${e.message}`;
+  }
+  access = { write, hint };
+  renderAccess();
+}
+
+function renderAccess() {
+  const el = $("access");
+  setText(el, access.write ? "read-write" : "read-only");
+  el.classList.toggle("ro", !access.write);
+  const hint = access.hint || "read-only: this viewer may not change settings";
+  for (const c of document.querySelectorAll(".controls")) c.hidden = !access.write;
+  for (const h of document.querySelectorAll(".ro-hint")) {
+    h.hidden = access.write;
+    setText(h, hint);
+  }
+  for (const b of document.querySelectorAll(".controls button, .controls input")) if (!access.write) b.disabled = true;
+}
+
+// --- the stream -----------------------------------------------------------
+
+let source = null;
+let lastUpdate = null;
+
+function render(status, update) {
+  knobs = status.knobs || {};
+  renderHeader(status);
+  renderMemory(status);
+  renderKstat(status);
+  renderKnobs();
+  if (update) {
+    renderNet(status, update.sample);
+    renderIRQ(status, update.sample);
+    renderTracer(update);
+    renderCharts(update.charts, update.traced);
+  }
+  renderSlab(status);
+  setText("bufstat", status.bufstat || "unavailable: the tree has no bufstat report");
+  renderAccess();
+  setText("updated", `updated ${new Date(status.t).toLocaleTimeString()}`);
+}
+
+// handle runs one event's rendering; an error it throws stays in the
+// banner until an event renders without one.
+function handle(fn) {
+  return (ev) => {
+    try {
+      fn(JSON.parse(ev.data));
+      problems.stream = "";
+      problems.script = "";
+    } catch (e) {
+      problems.script = `dashboard script error: ${e.message} (${new Date().toLocaleTimeString()})`;
+    }
+    showProblems();
+  };
+}
+
+function connect() {
+  if (source) source.close();
+  setText("updated", "connecting…");
+  loadAccess();
+  source = new EventSource(EVENTS);
+  source.addEventListener("history", handle((m) => {
+    loadHistory(m.history);
+    const h = m.history;
+    lastUpdate = { sample: { t: h.times.length ? h.times[h.times.length - 1] : m.status.t, v: {} }, charts: h.charts, procs: h.procs, traced: h.traced };
+    for (const [k, col] of store.cols) if (col.length) lastUpdate.sample.v[k] = col[col.length - 1];
+    render(m.status, lastUpdate);
+  }));
+  source.addEventListener("update", handle((m) => {
+    addSample(m.update.sample);
+    lastUpdate = m.update;
+    render(m.status, m.update);
+  }));
+  source.addEventListener("open", () => loadAccess());
+  source.addEventListener("error", () => {
+    problems.stream = `lost the stream from kstat serve (${EVENTS}) at ${new Date().toLocaleTimeString()}; reconnecting…`;
+    showProblems();
+    setText("updated", "reconnecting…");
+    // The browser retries by itself unless the answer was not a stream.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, RECONNECT_MS);
   });
 }
 
-async function update() {
-  const errors = [];
-  const get = (path) => api(path).catch((e) => {
-    errors.push(`${path}: ${e.message}`);
-    return null;
-  });
-  const [system, self, memory, block, dev, kstat, knobList, snaps] = await Promise.all([
-    get("/api/v1/tree/system"), get("/api/v1/tree/self"), get("/api/v1/tree/memory"), get("/api/v1/tree/block"),
-    get("/api/v1/tree/net/dev"), get("/api/v1/tree/kstat"), get("/api/v1/knobs"),
-    get("/api/v1/snapshots"),
-  ]);
-  const now = performance.now();
-  if (knobList) {
-    knobs = {};
-    for (const k of knobList) knobs[k.name] = String(k.value).trim();
-  }
-  if (system && self) renderHeader(system, self);
-  if (memory) renderMemory(memory, block);
-  if (dev) renderNet(dev, now);
-  renderChart(snaps);
-  const tracing = renderKnobs(kstat, snaps);
-  if (!tracing) {
-    tracerCache = null;
-    renderTracer(null);
-  } else if (!tracerCache || ++tracerCache.age >= tracerCache.every) {
-    const tracer = await get("/api/v1/tree/tracer");
-    if (tracer) {
-      const n = (tracer.sources || []).length;
-      tracerCache = { age: 0, every: Math.min(TRACER_MAX_EVERY, Math.max(1, Math.ceil(n / TRACER_PROCS_PER_FETCH))) };
-      renderTracer(tracer, tracerCache.every);
-    }
-  }
-  showError("api-error", errors.concat(scriptError || []).join("\n"));
-  setText("updated", errors.length ? `update failed at ${new Date().toLocaleTimeString()}` : `updated ${new Date().toLocaleTimeString()}`);
-}
+// --- knob controls ----------------------------------------------------------
 
-// setKnob PUTs a knob from a control, shows the server's error in the
-// panel's error element (or clears it) and refreshes the page at once.
+// setKnob PUTs a knob from a control and shows the server's error in the
+// panel (or clears it); the stream brings the new setting.
 async function setKnob(name, value, errorId, busy) {
   busy.dataset.busy = "1";
   busy.disabled = true;
   try {
-    await putKnob(name, value);
+    const resp = await fetch(`/api/v1/knobs/${name}`, {
+      method: "PUT", body: value, headers: { "Content-Type": "text/plain" }, cache: "no-store",
+    });
+    const text = await resp.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch (e) {
+      body = { error: text.slice(0, 200) };
+    }
+    if (!resp.ok) {
+      const how = resp.status === 400 ? "refused" : resp.status === 401 || resp.status === 403 ? "not allowed" : "failed";
+      showError(errorId, `${name} = ${JSON.stringify(value)} ${how}: ${(body && body.error) || "HTTP " + resp.status}`);
+      if (resp.status === 401 || resp.status === 403) loadAccess();
+      return false;
+    }
     showError(errorId, "");
+    if (body && body.name) knobs[body.name] = String(body.value).trim();
+    renderKnobs();
     return true;
   } catch (e) {
-    const how = e.status === 400 ? "refused" : "failed";
-    showError(errorId, `${name} = ${JSON.stringify(value)} ${how}: ${e.message}`);
+    showError(errorId, `${name} = ${JSON.stringify(value)} failed: ${e.message} (is kstat serve running?)`);
     return false;
   } finally {
     delete busy.dataset.busy;
-    busy.disabled = false;
-    refresh();
+    busy.disabled = !access.write;
   }
 }
 
@@ -398,17 +537,12 @@ function wireForm(formId, inputId, knob, errorId) {
   });
 }
 
-window.addEventListener("error", (ev) => {
-  scriptError = `dashboard script error: ${ev.message}`;
-  showError("api-error", scriptError);
-});
-window.addEventListener("unhandledrejection", (ev) => {
-  scriptError = `dashboard script error: ${ev.reason && ev.reason.message ? ev.reason.message : ev.reason}`;
-  showError("api-error", scriptError);
-});
 wireToggle("kstat-start-toggle", "kstat/start", "kstat-error");
 wireToggle("telemetry-toggle", "telemetry/enable", "telemetry-error");
 wireToggle("tracer-toggle", "tracer/enable", "tracer-error");
 wireForm("kstat-counter-form", "kstat-counter-input", "kstat/counter", "kstat-error");
 wireForm("telemetry-interval-form", "telemetry-interval-input", "telemetry/log_interval", "telemetry-error");
-refresh();
+
+// For tests and the curious: the charts and the data they draw.
+window.kstat = { plots, store, last: () => lastUpdate };
+connect();

@@ -1,0 +1,454 @@
+// Package history keeps the last minutes of kstat's statistics tree for the
+// dashboard. Every step a Recorder reads the tree (never /proc) into a
+// Sample: memory gauges and per-second rates of counters (network devices,
+// KSTAT, context switches, interrupts, IRQ lines, softirq vectors, the
+// tracer's processes), computed here so that no viewer computes any. It
+// keeps a window of samples, chooses which series each chart shows (the
+// busiest devices, lines and processes of the window) and hands every new
+// sample to its subscribers.
+package history
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kstat/kstat/statsfs"
+)
+
+// The defaults of Options.
+const (
+	DefaultStep   = time.Second
+	DefaultWindow = 15 * time.Minute
+	DefaultTop    = 8
+)
+
+// Options shape a Recorder.
+type Options struct {
+	Step   time.Duration // time between samples; 0: DefaultStep
+	Window time.Duration // how far back samples are kept; 0: DefaultWindow
+	Top    int           // series a chart of many (devices, lines, processes) shows; 0: DefaultTop
+}
+
+// Sample is the tree at one moment. A value the tree lacked, and a rate
+// without an earlier reading (or whose counter went back), is absent.
+type Sample struct {
+	Time   int64              `json:"t"` // Unix milliseconds
+	Values map[string]float64 `json:"v"` // series key -> gauge or per-second rate
+}
+
+// Chart is one chart of the dashboard and the series it shows, chosen by
+// the Recorder.
+type Chart struct {
+	ID     string   `json:"id"`
+	Title  string   `json:"title"`
+	Unit   string   `json:"unit"` // "bytes", "bytes/s" or "/s"
+	Series []Series `json:"series"`
+}
+
+// Series is one line of a chart: a key of Sample.Values and its legend.
+type Series struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+}
+
+// Proc is one process of the tracer's top list: its rates over the last
+// step, the busiest by allocated bytes first.
+type Proc struct {
+	PID              string  `json:"pid"`
+	Comm             string  `json:"comm"`
+	AllocatedBytes   float64 `json:"allocated_bytes"` // per second, like the other rates
+	FreedBytes       float64 `json:"freed_bytes"`
+	KmallocCalls     float64 `json:"kmalloc_calls"`
+	Forks            float64 `json:"forks"`
+	Execs            float64 `json:"execs"`
+	LockContentions  float64 `json:"lock_contentions"`
+	LockWaitSeconds  float64 `json:"lock_wait_seconds"` // seconds waited per second
+	OutstandingBytes float64 `json:"outstanding_bytes"` // a gauge: bytes not freed yet
+}
+
+// Update is what a subscriber receives for every new sample: the sample,
+// the charts' series as of the window now, and the tracer's top processes.
+type Update struct {
+	Sample Sample  `json:"sample"`
+	Charts []Chart `json:"charts"`
+	Procs  []Proc  `json:"procs"`
+	Traced int     `json:"traced"` // processes the tracer shows (0 when it is off)
+}
+
+// History is the whole window: what a viewer receives once before the
+// updates.
+type History struct {
+	Step    time.Duration
+	Window  time.Duration
+	Samples []Sample
+	Update  Update // the latest update (its Sample is the last of Samples)
+}
+
+// Recorder samples a tree every step into a window of samples.
+type Recorder struct {
+	root *statsfs.Source
+	opts Options
+
+	// readMu serialises Record; the tree is read without mu, so that
+	// viewers do not wait for a slow reading.
+	readMu sync.Mutex
+	prev   map[string]reading // the counters of the last sample, for rates
+	prevT  int64              // the last sample's time
+
+	mu      sync.Mutex
+	samples []Sample          // oldest first, within the window
+	labels  map[string]string // legends of keys: device names, IRQ descriptions, comms
+	last    Update
+	subs    map[chan Update]struct{}
+}
+
+// reading is a counter as read, typed so that integer differences are exact.
+type reading = statsfs.Reading
+
+// New returns a Recorder of root; Run starts it.
+func New(root *statsfs.Source, opts Options) *Recorder {
+	if opts.Step <= 0 {
+		opts.Step = DefaultStep
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.Top <= 0 {
+		opts.Top = DefaultTop
+	}
+	return &Recorder{root: root, opts: opts, labels: map[string]string{}, subs: map[chan Update]struct{}{}}
+}
+
+// Options are the recorder's options, defaults filled in.
+func (r *Recorder) Options() Options { return r.opts }
+
+// Run takes a sample at once and then every step until ctx ends.
+func (r *Recorder) Run(ctx context.Context) {
+	r.Record(time.Now())
+	t := time.NewTicker(r.opts.Step)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			for ch := range r.subs {
+				close(ch)
+				delete(r.subs, ch)
+			}
+			r.mu.Unlock()
+			return
+		case <-t.C:
+			// The time of the reading, not of the tick: a tick waits
+			// while a slow reading runs, and rates divide by the time
+			// between readings.
+			r.Record(time.Now())
+		}
+	}
+}
+
+// Record reads the tree now into a sample, drops the samples older than
+// the window, and sends the update to every subscriber. A subscriber too
+// slow to take it is dropped (its channel closed), so it can start over.
+func (r *Recorder) Record(now time.Time) Update {
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	t := now.UnixMilli()
+	s := sampler{root: r.root, top: r.opts.Top, prev: r.prev, dt: float64(t-r.prevT) / 1000,
+		vals: map[string]float64{}, cur: map[string]reading{}, labels: map[string]string{}}
+	if r.prev == nil || s.dt <= 0 {
+		s.dt = 0 // no rates: the first sample, or the clock went back
+	}
+	s.read()
+	r.prev, r.prevT = s.cur, t
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	maps.Copy(r.labels, s.labels)
+	sample := Sample{Time: t, Values: s.vals}
+	r.samples = append(r.samples, sample)
+	cut := t - r.opts.Window.Milliseconds()
+	i := 0
+	for i < len(r.samples) && r.samples[i].Time < cut {
+		i++
+	}
+	if i > 0 {
+		r.samples = slices.Delete(r.samples, 0, i)
+	}
+	u := Update{Sample: sample, Charts: r.charts(), Procs: s.procs, Traced: s.traced}
+	r.last = u
+	for ch := range r.subs {
+		select {
+		case ch <- u:
+		default:
+			close(ch)
+			delete(r.subs, ch)
+		}
+	}
+	return u
+}
+
+// Subscribe returns a channel of updates, with the history up to now, and
+// a function that ends the subscription. The channel is closed when the
+// subscriber falls behind or the recorder stops.
+func (r *Recorder) Subscribe() (History, <-chan Update, func()) {
+	ch := make(chan Update, 8)
+	r.mu.Lock()
+	r.subs[ch] = struct{}{}
+	h := r.historyLocked()
+	r.mu.Unlock()
+	return h, ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[ch]; ok {
+			delete(r.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// History returns the samples of the window and the latest update.
+func (r *Recorder) History() History {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.historyLocked()
+}
+
+func (r *Recorder) historyLocked() History {
+	return History{Step: r.opts.Step, Window: r.opts.Window, Samples: slices.Clone(r.samples), Update: r.last}
+}
+
+// sampler reads one sample.
+type sampler struct {
+	root   *statsfs.Source
+	top    int                // processes kept
+	prev   map[string]reading // the last sample's counters
+	dt     float64            // seconds since the last sample; 0: no rates
+	vals   map[string]float64 // the sample
+	cur    map[string]reading // this sample's counters
+	labels map[string]string  // legends of keys
+	procs  []Proc
+	traced int
+}
+
+// find follows path from the root; nil when a source on the way is
+// missing or hidden.
+func (s *sampler) find(path string) *statsfs.Source {
+	cur := s.root
+	for _, name := range strings.Split(path, "/") {
+		if cur == nil || cur.Hidden() {
+			return nil
+		}
+		cur = cur.Subordinate(name)
+	}
+	if cur == nil || cur.Hidden() {
+		return nil
+	}
+	return cur
+}
+
+// get reads the visible value name of src.
+func get(src *statsfs.Source, name string) (reading, bool) {
+	if src == nil {
+		return reading{}, false
+	}
+	ref, err := src.LookupName(name)
+	if err != nil || ref.Hidden() {
+		return reading{}, false
+	}
+	return ref.Read(), true
+}
+
+// gauge records value name of src under key.
+func (s *sampler) gauge(key string, src *statsfs.Source, name string) {
+	if v, ok := get(src, name); ok && finite(v.Float64()) {
+		s.vals[key] = v.Float64()
+	}
+}
+
+// counter keeps value name of src for the next sample and records its
+// rate since the last one under key; it returns the rate.
+func (s *sampler) counter(key string, src *statsfs.Source, name string) (float64, bool) {
+	v, ok := get(src, name)
+	if !ok {
+		return 0, false
+	}
+	s.cur[key] = v
+	old, had := s.prev[key]
+	if !had || s.dt == 0 {
+		return 0, false
+	}
+	rate, ok := perSecond(v, old, s.dt)
+	if ok {
+		s.vals[key] = rate
+	}
+	return rate, ok
+}
+
+// perSecond is (cur-old)/dt, exact for integer counters; a counter that
+// went back (a reset) has no rate.
+func perSecond(cur, old reading, dt float64) (float64, bool) {
+	if cur.Type == statsfs.F64 || old.Type == statsfs.F64 {
+		d := cur.Float64() - old.Float64()
+		if d < 0 || !finite(d) {
+			return 0, false
+		}
+		return d / dt, true
+	}
+	if cur.Raw < old.Raw {
+		return 0, false
+	}
+	return float64(cur.Raw-old.Raw) / dt, true
+}
+
+// label remembers the legend of key.
+func (s *sampler) label(key, text string) { s.labels[key] = text }
+
+// read takes the sample.
+func (s *sampler) read() {
+	if mem := s.find("memory"); mem != nil {
+		total, ok1 := get(mem, "total")
+		avail, ok2 := get(mem, "available")
+		if ok1 && ok2 {
+			s.vals["mem/used"] = total.Float64() - avail.Float64()
+		}
+	}
+	block := s.find("block")
+	s.gauge("mem/cached", block, "cached")
+	s.gauge("mem/dirty", block, "dirty")
+	s.gauge("mem/buffers", block, "buffers")
+	s.gauge("mem/slab", s.find("mm"), "slab")
+
+	sys := s.find("system")
+	for _, c := range [][2]string{
+		{"sys/context_switches", "context_switches"}, {"sys/interrupts", "interrupts_total"},
+		{"sys/softirqs", "softirqs_total"}, {"sys/forks", "forks"},
+	} {
+		s.counter(c[0], sys, c[1])
+	}
+	for _, dev := range children(s.find("net/dev")) {
+		for _, f := range []string{"rx_bytes", "tx_bytes", "rx_packets", "tx_packets"} {
+			key := "net/" + dev.Name() + "/" + f
+			s.counter(key, dev, f)
+			s.label(key, dev.Name())
+		}
+	}
+	for _, fam := range children(s.find("kstat")) {
+		for _, ref := range fam.Values() {
+			name := ref.Value().Name
+			if proto, ok := strings.CutSuffix(name, "_packets"); ok {
+				key := "kstat/" + fam.Name() + "/" + name
+				s.counter(key, fam, name)
+				s.label(key, fam.Name()+" "+proto)
+			}
+		}
+	}
+	for _, kind := range []string{"irq", "softirq"} {
+		for _, line := range children(s.find(kind)) {
+			key := kind + "/" + line.Name()
+			s.counter(key, line, "count")
+			label := line.Name()
+			if ref, err := line.LookupName("description"); err == nil {
+				if d := strings.TrimSpace(ref.Value().Text(ref.Read())); d != "" {
+					label += " " + d
+				}
+			}
+			s.label(key, label)
+		}
+	}
+	s.tracer()
+}
+
+// children are the visible subordinates of src.
+func children(src *statsfs.Source) []*statsfs.Source {
+	if src == nil {
+		return nil
+	}
+	var out []*statsfs.Source
+	for _, c := range src.Subordinates() {
+		if !c.Hidden() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// tracer reads the tracer's processes: rates of their counters, the top
+// by allocated bytes recorded as series "tracer/<pid>".
+func (s *sampler) tracer() {
+	tr := s.find("tracer")
+	if tr == nil {
+		return
+	}
+	s.counter("tracer/all", tr, "allocated_bytes")
+
+	// A process the tracer did not show at the last sample while it ran
+	// counted from zero since then.
+	_, traced := s.prev["tracer/all"]
+	var procs []Proc
+	for _, p := range children(tr) {
+		s.traced++
+		pid := p.Name()
+		rate := func(name string) (float64, bool) {
+			key := "tracer/" + pid + "/" + name
+			if _, seen := s.prev[key]; !seen && traced && s.dt > 0 {
+				if v, ok := get(p, name); ok {
+					s.cur[key] = v
+					r, ok := perSecond(v, reading{Type: v.Type}, s.dt)
+					return r, ok
+				}
+				return 0, false
+			}
+			r, ok := s.counter(key, p, name)
+			delete(s.vals, key) // only the chosen processes' series are kept
+			return r, ok
+		}
+		alloc, ok := rate("allocated_bytes")
+		pr := Proc{PID: pid, AllocatedBytes: alloc}
+		pr.FreedBytes, _ = rate("freed_bytes")
+		pr.KmallocCalls, _ = rate("kmalloc_calls")
+		pr.Forks, _ = rate("forks")
+		pr.Execs, _ = rate("execs")
+		pr.LockContentions, _ = rate("lock_contentions")
+		pr.LockWaitSeconds, _ = rate("lock_wait_seconds")
+		if v, ok := get(p, "outstanding_bytes"); ok && finite(v.Float64()) {
+			pr.OutstandingBytes = v.Float64()
+		}
+		if c := p.Control("comm"); c != nil && c.Read != nil {
+			pr.Comm = strings.TrimSpace(c.Read())
+		}
+		if ok {
+			procs = append(procs, pr)
+		}
+	}
+	slices.SortFunc(procs, func(a, b Proc) int {
+		if c := cmp.Compare(b.AllocatedBytes, a.AllocatedBytes); c != 0 {
+			return c
+		}
+		return comparePIDs(a.PID, b.PID)
+	})
+	if len(procs) > s.top {
+		procs = procs[:s.top]
+	}
+	for _, p := range procs {
+		key := "tracer/" + p.PID
+		s.vals[key] = p.AllocatedBytes
+		s.label(key, p.Comm+" ("+p.PID+")")
+	}
+	s.procs = procs
+}
+
+// comparePIDs orders decimal pids by number.
+func comparePIDs(a, b string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
