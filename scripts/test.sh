@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs kstat's whole test suite, after installing from Debian what the tests
 # use (nftables for independent packet counts, iproute2 for network
-# namespaces, chromium for the dashboard's browser test). Extra arguments
+# namespaces, chromium for the dashboard's browser test, tmux for kstat trace's
+# terminal test). Extra arguments
 # go to "go test" (default: -race ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ need=()
 command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v chromium >/dev/null || need+=(chromium)
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,22 +12,26 @@ import (
 	"syscall"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/kstat/kstat/internal/tracer"
+	"github.com/kstat/kstat/internal/tracetop"
 )
 
 // traceOptions are the flags of "kstat trace".
 type traceOptions struct {
-	pids      []uint
-	comm      string
-	sort      string
-	duration  time.Duration
-	interval  time.Duration
-	top       int
-	json      bool
-	maxProcs  uint32
-	maxAllocs uint32
+	pids       []uint
+	comm       string
+	filter     string
+	sort       string
+	cumulative bool
+	duration   time.Duration
+	interval   time.Duration
+	top        int
+	json       bool
+	maxProcs   uint32
+	maxAllocs  uint32
 }
 
 func init() {
@@ -37,25 +42,31 @@ func newTraceCommand() *cobra.Command {
 	var opts traceOptions
 	cmd := &cobra.Command{
 		Use:   "trace",
-		Short: "Show per-process kernel activity live: forks, execs, kmalloc/kfree, lock contention",
+		Short: "Show per-process kernel activity live, like top: forks, execs, kmalloc/kfree, lock contention",
 		Long: `trace attaches kstat's tracer (tp_btf programs on sched_process_fork/exec/exit,
 kmem kmalloc/kfree/kmem_cache_alloc/kmem_cache_free and lock
-contention_begin/end) and shows a per-process table, like top: on a
-terminal it redraws in place every --interval, when piped it prints the
-table each interval after a "---" line with the time. Everything is counted
-in the kernel; the columns are:
+contention_begin/end) and shows a per-process table, like top. Counts are
+per second over the last --interval (--cumulative, or the c key: since
+trace started); OUT_BYTES, OUT_ALLOCS and MAX_WAIT_US are levels now.
 
-  FORKS THREADS EXECS EXITS        process management (EXITS: threads and children)
-  KMALLOC KFREE CACHE_ALLOC/FREE   allocator calls made by the process
-  ALLOC_BYTES FREED_BYTES          bytes it allocated, and how many were freed again
-  OUT_BYTES OUT_ALLOCS             its allocations not freed yet
-  LOCKS WAIT_US MAX_US             contended lock acquisitions and time waited
+On a terminal the table fits its width (the g key shows one group of
+columns at a time) and takes keys, listed in its footer:
+  q quit   h help   > or s / < sort by the next / previous column
+  / filter by pid or part of a command name (esc clears)
+  p pause   c rates or totals   g column groups   arrows scroll
+Piped, it prints every column each interval after a "---" line; --json
+prints one JSON object per interval with named fields. With --duration it
+stops after that long and prints the last frame once.
 
-Counting starts when trace starts. It needs root (CAP_BPF, CAP_PERFMON) and
-a kernel with BTF; it stops after --duration or at Ctrl-C and detaches.`,
+The columns, by group (the sort keys of --sort and of the daemon's
+tracer/sort knob, which share one order and the default ` + tracer.DefaultSort + `):
+` + columnHelp() + `
+Everything is counted in the kernel. It needs root (CAP_BPF,
+CAP_PERFMON) and a kernel with BTF; it detaches when it stops.`,
 		Example: `  kstat trace
   kstat trace --pid 1234 --pid 5678 --sort locks
-  kstat trace --comm nginx --duration 10s --json`,
+  kstat trace --comm nginx --duration 10s --json
+  kstat trace --cumulative --duration 5s | less`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !tracer.ValidSort(opts.sort) {
@@ -65,33 +76,46 @@ a kernel with BTF; it stops after --duration or at Ctrl-C and detaches.`,
 				return fmt.Errorf("--interval %v: give at least 10ms", opts.interval)
 			}
 			if opts.duration < 0 {
-				return fmt.Errorf("--duration %v: give a positive duration (0: until Ctrl-C)", opts.duration)
+				return fmt.Errorf("--duration %v: give a positive duration (0: until q or Ctrl-C)", opts.duration)
+			}
+			if opts.top < 0 {
+				return fmt.Errorf("--top %d: give 0 (all) or more", opts.top)
 			}
 			if err := checkPids(opts.pids); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return runTrace(ctx, cmd.OutOrStdout(), opts)
+			return runTrace(cmd.Context(), cmd.OutOrStdout(), opts)
 		},
 	}
 	fl := cmd.Flags()
 	fl.UintSliceVar(&opts.pids, "pid", nil, "trace only this process id (repeat for more); filtered in the kernel")
-	fl.StringVar(&opts.comm, "comm", "", "show only processes with this command name")
-	fl.StringVar(&opts.sort, "sort", "kmalloc", "sort column: "+strings.Join(tracer.SortColumns(), ", "))
-	fl.DurationVar(&opts.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	fl.StringVar(&opts.comm, "comm", "", "show only processes with this exact command name")
+	fl.StringVar(&opts.filter, "filter", "", "show only this pid or the commands containing this text (the / key)")
+	fl.StringVar(&opts.sort, "sort", tracer.DefaultSort, "sort `column`: "+strings.Join(tracer.SortColumns(), ", "))
+	fl.BoolVar(&opts.cumulative, "cumulative", false, "show counts since trace started instead of rates per second (the c key)")
+	fl.DurationVar(&opts.duration, "duration", 0, "stop after this long and print the last frame (0: until q or Ctrl-C)")
 	fl.DurationVar(&opts.interval, "interval", time.Second, "refresh every `DURATION`")
-	fl.IntVar(&opts.top, "top", 0, "show at most this many processes (0: all; on a terminal, a screenful)")
-	fl.BoolVar(&opts.json, "json", false, "print one JSON object per interval: time, processes, counters")
+	fl.IntVar(&opts.top, "top", 0, "piped or --json: print at most this many processes (0: all)")
+	fl.BoolVar(&opts.json, "json", false, "print one JSON object per interval: time, interval, processes with named counts and rates, tracer counters")
 	fl.Uint32Var(&opts.maxProcs, "max-procs", 4096, "processes the tracer's map holds")
 	fl.Uint32Var(&opts.maxAllocs, "max-allocs", 65536, "outstanding allocations the tracer's map holds")
+	_ = cmd.RegisterFlagCompletionFunc("sort", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return tracer.SortColumns(), cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 
-// traceFrame is one interval of --json output.
-type traceFrame struct {
-	Time     time.Time       `json:"time"`
-	Procs    []tracer.Proc   `json:"procs"`
-	Counters tracer.Counters `json:"counters"`
+// columnHelp lists the tracer's columns by group for --help.
+func columnHelp() string {
+	var b strings.Builder
+	for _, g := range tracetop.Groups[1:] {
+		for _, c := range tracer.Columns() {
+			if c.Group == g {
+				fmt.Fprintf(&b, "  %-8s %-12s %s\n", g, strings.ToUpper(c.Name), c.Help)
+			}
+		}
+	}
+	return b.String()
 }
 
 func runTrace(ctx context.Context, w io.Writer, opts traceOptions) error {
@@ -104,71 +128,77 @@ func runTrace(ctx context.Context, w io.Writer, opts traceOptions) error {
 		return err
 	}
 	defer tr.Close()
+	start := time.Now()
+	settings := tracetop.Settings{Sort: opts.sort, Cumulative: opts.cumulative, Filter: opts.filter, Comm: opts.comm}
+	if !opts.json && isTerminal(w) {
+		return runTop(ctx, w, tr, start, settings, opts)
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.duration)
-		defer cancel()
-	}
-	tty := !opts.json && isTerminal(w)
-	top := opts.top
-	if tty && top == 0 {
-		top = 40
-	}
-	tick := time.NewTicker(opts.interval)
-	defer tick.Stop()
-	for done := false; !done; {
+	var prev tracetop.Sample
+	for k := 1; ; k++ {
+		// Frames fall on whole intervals from the start; the last one
+		// exactly at --duration, or at a signal, and only once.
+		next, last := start.Add(time.Duration(k)*opts.interval), false
+		if opts.duration > 0 && !next.Before(start.Add(opts.duration)) {
+			next, last = start.Add(opts.duration), true
+		}
+		timer := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
-			done = true // print the last interval, then stop
-		case <-tick.C:
+			last = true
+		case <-timer.C:
 		}
-		procs, err := tr.Procs()
+		timer.Stop()
+		cur, err := tracetop.Read(tr)
 		if err != nil {
 			return err
 		}
-		if opts.comm != "" {
-			kept := procs[:0]
-			for _, p := range procs {
-				if p.Comm == opts.comm {
-					kept = append(kept, p)
-				}
-			}
-			procs = kept
-		}
-		c, err := tr.Counters()
-		if err != nil {
-			return err
-		}
-		now := time.Now()
+		f := tracetop.Build(prev, cur, start, settings)
+		prev = cur
 		if opts.json {
-			tracer.SortProcs(procs, opts.sort)
-			if top > 0 && len(procs) > top {
-				procs = procs[:top]
-			}
-			b, err := json.Marshal(traceFrame{Time: now, Procs: procs, Counters: c})
+			b, err := json.Marshal(f.JSON(opts.top))
 			if err != nil {
 				return err
 			}
 			if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
 				return err
 			}
-			continue
-		}
-		var b strings.Builder
-		if tty {
-			b.WriteString("\x1b[H\x1b[2J") // home and clear: redraw in place
-		} else {
-			b.WriteString("---\n")
-		}
-		fmt.Fprintf(&b, "%s  %d processes  dropped: %d events, %d allocations  missed frees: %d\n",
-			now.Format(time.TimeOnly), len(procs), c.ProcsDropped, c.AllocsDropped, c.MissedFrees)
-		b.WriteString(tracer.FormatTable(procs, opts.sort, top))
-		if _, err := io.WriteString(w, b.String()); err != nil {
+		} else if _, err := io.WriteString(w, f.Plain(0, opts.top)); err != nil {
 			return err
 		}
+		if last {
+			return nil
+		}
+	}
+}
+
+// runTop runs the interactive top on the terminal w until q, Ctrl-C or
+// --duration; after --duration it leaves the last frame on the screen.
+func runTop(ctx context.Context, w io.Writer, tr *tracer.Tracer, start time.Time, s tracetop.Settings, opts traceOptions) error {
+	m := tracetop.New(tr, tracetop.Options{Start: start, Interval: opts.interval, Duration: opts.duration, Settings: s})
+	end, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(w)).Run()
+	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+		return fmt.Errorf("trace: terminal: %w", err)
+	}
+	top, ok := end.(tracetop.Model)
+	if !ok {
+		return nil
+	}
+	if top.Err() != nil {
+		return top.Err()
+	}
+	if top.Ended() {
+		// The frame on the screen, left behind as text once.
+		f := top.Frame()
+		cols, rows := top.Size()
+		limit := opts.top
+		if limit == 0 {
+			limit = max(rows-4, 1)
+		}
+		_, err := io.WriteString(w, f.Plain(cols, limit))
+		return err
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/kstat/kstat/internal/testutil"
 	"github.com/kstat/kstat/internal/tracer"
+	"github.com/kstat/kstat/internal/tracetop"
 )
 
 // tracerPrograms is how many BPF links an attached tracer holds.
@@ -62,12 +64,13 @@ func shellWorkload(t *testing.T, script string) (*exec.Cmd, io.WriteCloser) {
 }
 
 // kstat trace --pid --json counts exactly the forks of a shell that runs
-// /bin/true five times.
+// /bin/true five times: the totals, and the per-second rates summed over
+// the intervals. With --duration 3s at 500ms it prints exactly six frames.
 func TestTraceJSONCountsForks(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.RawTracepoint)
 	sh, in := shellWorkload(t, "read a; for i in 1 2 3 4 5; do /bin/true; done; echo done; read b")
 	cmd := exec.Command(kstatBinary(t), "trace", "--pid", strconv.Itoa(sh.Process.Pid),
-		"--json", "--interval", "100ms", "--duration", "3s")
+		"--json", "--interval", "500ms", "--duration", "3s")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,14 +81,22 @@ func TestTraceJSONCountsForks(t *testing.T) {
 	}
 	waitAttached(t, cmd.Process.Pid)
 	fmt.Fprintln(in, "go")
-	var last traceFrame
-	frames := 0
+	var (
+		last   tracetop.JSONFrame
+		frames int
+		forks  float64 // the sum of per_second.forks × interval_seconds
+	)
 	sc := bufio.NewScanner(out)
 	sc.Buffer(nil, 1<<24)
 	for sc.Scan() {
-		var f traceFrame
+		var f tracetop.JSONFrame
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
 			t.Fatalf("line %d is not a JSON frame: %v: %q", frames+1, err, sc.Text())
+		}
+		for _, p := range f.Procs {
+			if p.PerSecond != nil {
+				forks += p.PerSecond.Forks * f.IntervalSeconds
+			}
 		}
 		frames++
 		last = f
@@ -93,10 +104,10 @@ func TestTraceJSONCountsForks(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("kstat trace: %v", err)
 	}
-	if frames < 3 {
-		t.Errorf("only %d frames in 3s at 100ms", frames)
+	if frames != 6 {
+		t.Errorf("%d frames in 3s at 500ms, want 6 (the last one once)", frames)
 	}
-	var p *tracer.Proc
+	var p *tracetop.JSONProc
 	for i := range last.Procs {
 		if last.Procs[i].Pid == uint32(sh.Process.Pid) {
 			p = &last.Procs[i]
@@ -110,16 +121,20 @@ func TestTraceJSONCountsForks(t *testing.T) {
 	if p.Forks != 5 || p.ChildExits != 5 {
 		t.Errorf("shell: forks %d, child_exits %d, want 5 and 5", p.Forks, p.ChildExits)
 	}
-	if p.Comm != "sh" {
-		t.Errorf("comm %q, want sh", p.Comm)
+	if math.Abs(forks-5) > 1e-6 {
+		t.Errorf("per-second fork rates add up to %v forks, want 5", forks)
+	}
+	if p.Comm != "sh" || len(p.Locks) != len(tracer.LockKinds) {
+		t.Errorf("comm %q, lock kinds %v", p.Comm, p.Locks)
 	}
 }
 
 // Piped, kstat trace prints plain tables: a "---" line, a status line,
-// the header and rows, among them its own process.
+// the header and rows, among them its own process; at 200ms for 1s,
+// exactly five.
 func TestTracePlainRows(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.RawTracepoint)
-	cmd := exec.Command(kstatBinary(t), "trace", "--interval", "200ms", "--duration", "1s", "--sort", "pid", "--comm", "kstat")
+	cmd := exec.Command(kstatBinary(t), "trace", "--interval", "200ms", "--duration", "1s", "--sort", "pid", "--comm", "kstat", "--cumulative")
 	b, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("kstat trace: %v", err)
@@ -129,12 +144,15 @@ func TestTracePlainRows(t *testing.T) {
 		t.Error("escape sequences in piped output")
 	}
 	tables := strings.Split(outText, "---\n")[1:]
-	if len(tables) < 3 {
-		t.Fatalf("%d tables in 1s at 200ms:\n%s", len(tables), outText)
+	if len(tables) != 5 {
+		t.Fatalf("%d tables in 1s at 200ms, want 5:\n%s", len(tables), outText)
 	}
 	lines := strings.Split(strings.TrimSpace(tables[len(tables)-1]), "\n")
 	if len(lines) < 3 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "PID PPID COMM FORKS") {
 		t.Fatalf("last table:\n%s", tables[len(tables)-1])
+	}
+	if !strings.Contains(lines[0], "counts since start") {
+		t.Errorf("status line %q", lines[0])
 	}
 	self := false
 	for _, l := range lines[2:] {
