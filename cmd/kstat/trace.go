@@ -51,15 +51,18 @@ trace started); OUT_BYTES, OUT_ALLOCS and MAX_WAIT_US are levels now.
 
 On a terminal the table fits its width (the g key shows one group of
 columns at a time) and takes keys, listed in its footer:
-  q quit   h help   > or s / < sort by the next / previous column
-  / filter by pid or part of a command name (esc clears)
-  p pause   c rates or totals   g column groups   arrows scroll
+
+    q quit   h help   > or s / < sort by the next / previous column
+    / filter by pid or part of a command name (esc clears)
+    p pause   c rates or totals   g column groups   arrows scroll
+
 Piped, it prints every column each interval after a "---" line; --json
 prints one JSON object per interval with named fields. With --duration it
 stops after that long and prints the last frame once.
 
 The columns, by group (the sort keys of --sort and of the daemon's
 tracer/sort knob, which share one order and the default ` + tracer.DefaultSort + `):
+
 ` + columnHelp() + `
 Everything is counted in the kernel. It needs root (CAP_BPF,
 CAP_PERFMON) and a kernel with BTF; it detaches when it stops.`,
@@ -111,7 +114,7 @@ func columnHelp() string {
 	for _, g := range tracetop.Groups[1:] {
 		for _, c := range tracer.Columns() {
 			if c.Group == g {
-				fmt.Fprintf(&b, "  %-8s %-12s %s\n", g, strings.ToUpper(c.Name), c.Help)
+				fmt.Fprintf(&b, "    %-8s %-12s %s\n", g, strings.ToUpper(c.Name), c.Help)
 			}
 		}
 	}
