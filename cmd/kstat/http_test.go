@@ -34,14 +34,15 @@ import (
 var listenRE = regexp.MustCompile(`msg="HTTP server listening" addr=(\S+)`)
 
 // startHTTPDaemon starts kstat serve with its HTTP server on a free
-// loopback port (it listens on port 0 and logs the one it got) and returns
-// the daemon and the server's base URL.
+// loopback port (it listens on port 0 and logs the one it got), waits
+// until it is ready, and returns the daemon and the server's base URL.
 func startHTTPDaemon(t *testing.T, args ...string) (*testDaemon, string) {
 	t.Helper()
 	d := startDaemon(t, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if m := listenRE.FindStringSubmatch(d.Stderr()); m != nil {
+		// Ready: every listener started and the capabilities dropped.
+		if m := listenRE.FindStringSubmatch(d.Stderr()); m != nil && strings.Contains(d.Stderr(), `msg="kstat serve ready"`) {
 			return d, "http://" + m[1]
 		}
 		if time.Now().After(deadline) {

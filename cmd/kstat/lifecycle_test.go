@@ -87,6 +87,7 @@ func TestServeFailsClosed(t *testing.T) {
 	}{
 		{"listen in use", []string{"--listen", ln.Addr().String()}, []string{ln.Addr().String(), "already in use"}},
 		{"telemetry-ring", []string{"--listen", "", "--telemetry-ring", "0"}, []string{"--telemetry-ring"}},
+		{"capabilities.keep", []string{"--listen", "", "--capabilities.keep", "cap_nonsense"}, []string{"--capabilities.keep", "cap_nonsense"}},
 		{"netns missing", []string{"--listen", "", "--netns", filepath.Join(dir, "no-netns")}, []string{"--netns"}},
 	} {
 		t.Run(c.name, func(t *testing.T) { serveMustFail(t, c.args, c.want...) })

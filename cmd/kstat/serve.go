@@ -15,6 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+
+	"github.com/kstat/kstat/internal/caps"
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/knob"
 	"github.com/kstat/kstat/statsfs"
@@ -149,6 +152,8 @@ docs/SECURITY.md).`,
 	fl.StringVar(&opts.mount, "mount", "/run/kstat", "where to mount the statistics filesystem (empty: do not mount)")
 	fl.BoolVar(&opts.debug, "debug", false, "log at debug level from the start (the bufstat file switches it later)")
 	opts.collectors = collector.AddFlags(fl, bpfCollectors...)
+	fl.StringVar(&opts.capsKeep, "capabilities.keep", "default",
+		"capabilities kept after start-up, comma-separated (such as cap_bpf,cap_perfmon): \"default\" keeps what knob writes and the unmount at exit need ("+caps.Default.String()+", and cap_dac_read_search for /proc/slabinfo when not root), \"none\" drops all; every other capability is dropped and no_new_privs is set")
 	for _, f := range features {
 		if f.flags != nil {
 			f.flags(fl)
@@ -158,6 +163,10 @@ docs/SECURITY.md).`,
 }
 
 func runServe(parent context.Context, opts serveOptions) error {
+	keep, err := caps.Parse(opts.capsKeep)
+	if err != nil {
+		return fmt.Errorf("--capabilities.keep: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -197,7 +206,6 @@ func runServe(parent context.Context, opts serveOptions) error {
 	// Phase 2: the mount, then the listeners (the control socket, HTTP).
 	var srv *fusefs.Server
 	if opts.mount != "" {
-		var err error
 		srv, err = fusefs.Mount(opts.mount, d.root, fusefs.Options{Log: d.log, Requests: d.fuse})
 		if err != nil {
 			return fail(fmt.Errorf("mounting the statistics filesystem at %s: %w", opts.mount, err))
@@ -223,13 +231,27 @@ func runServe(parent context.Context, opts serveOptions) error {
 			return fail(fmt.Errorf("%s: %w", l.name, err))
 		}
 	}
+	// Least privilege: what is left to do needs at most keep.
+	kept, err := caps.Drop(keep)
+	if err != nil {
+		if uerr := unmount(); uerr != nil {
+			d.log.Warn("unmounting", "err", uerr)
+		}
+		return fail(err)
+	}
 	d.states.ready.Store(true)
-	d.log.Info("kstat serve ready", d.readyAttrs(opts)...)
+	d.log.Info("kstat serve ready", d.readyAttrs(opts, kept)...)
 
 	<-ctx.Done()
 	d.states.ready.Store(false)
 	d.log.Info("shutting down", "cause", context.Cause(ctx))
-	err := unmount()
+	err = unmount()
+	if err != nil && !kept.Has(cap.SYS_ADMIN) {
+		// Chosen with --capabilities.keep: the next start detaches it.
+		d.log.Warn("the statistics filesystem stays mounted (dead) until the next start detaches it: unmounting needs cap_sys_admin, which --capabilities.keep dropped",
+			"mount", opts.mount, "err", err)
+		err = nil
+	}
 	d.wg.Wait()
 	return err
 }
@@ -237,7 +259,7 @@ func runServe(parent context.Context, opts serveOptions) error {
 // readyAttrs are the key-value pairs of the ready log line: the mount,
 // what the listeners announced, the features on and off, and the
 // capabilities kept.
-func (d *daemon) readyAttrs(opts serveOptions) []any {
+func (d *daemon) readyAttrs(opts serveOptions, kept caps.Set) []any {
 	mount := opts.mount
 	if mount == "" {
 		mount = "none"
@@ -245,5 +267,6 @@ func (d *daemon) readyAttrs(opts serveOptions) []any {
 	attrs := []any{"mount", mount}
 	attrs = append(attrs, d.announce...)
 	on, off := d.states.names()
-	return append(attrs, "features_on", strings.Join(on, ","), "features_off", strings.Join(off, ","))
+	return append(attrs, "features_on", strings.Join(on, ","), "features_off", strings.Join(off, ","),
+		"capabilities", kept.String(), "no_new_privs", true)
 }

@@ -6,6 +6,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+
+	"github.com/kstat/kstat/internal/caps"
 	"github.com/kstat/kstat/internal/knob"
 	"github.com/kstat/kstat/internal/netns"
 	"github.com/kstat/kstat/internal/netout"
@@ -63,7 +66,7 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 		return err
 	}
 	src := statsfs.NewSource("kstat")
-	if err := addKstat(d, src, s); err != nil {
+	if err := addKstat(d, src, s, opts.netns != ""); err != nil {
 		c.Close()
 		return err
 	}
@@ -88,8 +91,9 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 	return nil
 }
 
-// addKstat adds the values and registers the knobs of s in src.
-func addKstat(d *daemon, src *statsfs.Source, s *netout.Service) error {
+// addKstat adds the values and registers the knobs of s in src; inNetns
+// says whether s attaches in another network namespace.
+func addKstat(d *daemon, src *statsfs.Source, s *netout.Service, inNetns bool) error {
 	if err := s.AddValues(src); err != nil {
 		return err
 	}
@@ -99,11 +103,17 @@ func addKstat(d *daemon, src *statsfs.Source, s *netout.Service) error {
 	if err := d.knobs.Add("kstat/counter", src, counter); err != nil {
 		return err
 	}
+	// Creating the link from the loaded program needs no capability;
+	// entering another network namespace (setns) needs CAP_SYS_ADMIN.
+	var need []cap.Value
+	if inNetns {
+		need = append(need, cap.SYS_ADMIN)
+	}
 	start := knob.Bool("start",
 		"1 attaches the program and counts outgoing packets; 0 stops and detaches it (nout is kept)",
 		s.Running, func(on bool) error {
 			if on {
-				err := s.Start()
+				err := caps.Explain(s.Start(), need...)
 				if err == nil {
 					d.log.Info("kstat: started")
 				}
@@ -115,5 +125,5 @@ func addKstat(d *daemon, src *statsfs.Source, s *netout.Service) error {
 			}
 			return err
 		})
-	return d.knobs.Add("kstat/start", src, start)
+	return d.knobs.Add("kstat/start", src, trackEnable(d, "kstat", start))
 }

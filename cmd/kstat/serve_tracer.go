@@ -9,6 +9,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+
+	"github.com/kstat/kstat/internal/caps"
 	"github.com/kstat/kstat/internal/knob"
 	"github.com/kstat/kstat/internal/tracer"
 	"github.com/kstat/kstat/statsfs"
@@ -69,7 +72,7 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 	}
 	for _, k := range svc.Knobs() {
 		if k.Name == "enable" {
-			k = trackEnable(d, "tracer", k)
+			k = trackEnable(d, "tracer", k, cap.BPF, cap.PERFMON)
 		}
 		if err := d.knobs.Add("tracer/"+k.Name, src, k); err != nil {
 			return err
@@ -94,11 +97,11 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 
 // trackEnable returns k (a feature's enable knob) with its outcome kept
 // in the feature's state: an attach that fails marks the feature down
-// with the reason, one that works marks it up. Refused input changes
-// nothing.
-func trackEnable(d *daemon, feature string, k *knob.Knob) *knob.Knob {
+// with the reason (and the capabilities of need the daemon lacks), one
+// that works marks it up. Refused input changes nothing.
+func trackEnable(d *daemon, feature string, k *knob.Knob, need ...cap.Value) *knob.Knob {
 	return knob.New(k.Name, k.Help, k.Get, func(text string) error {
-		err := k.Set(text)
+		err := caps.Explain(k.Set(text), need...)
 		switch {
 		case err != nil && !errors.Is(err, statsfs.ErrInvalid):
 			d.Degrade(feature, err)

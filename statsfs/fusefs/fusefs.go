@@ -26,7 +26,9 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"kernel.org/pub/linux/libs/security/libcap/cap"
 
+	"github.com/kstat/kstat/internal/caps"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -109,7 +111,9 @@ func Mount(dir string, root *statsfs.Source, opts Options) (*Server, error) {
 	}
 	var none time.Duration
 	root0 := &dirNode{fs: fsys, src: root}
-	asRoot := os.Geteuid() == 0
+	// Root, or a user given CAP_SYS_ADMIN (such as an ambient capability
+	// of a systemd unit), mounts directly and lets every user read.
+	asRoot := os.Geteuid() == 0 || len(caps.Missing(cap.SYS_ADMIN)) == 0
 	srv, err := fs.Mount(abs, root0, &fs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:            FsName,
