@@ -2,7 +2,7 @@
 # Runs kstat's whole test suite, after installing from Debian what the tests
 # use (nftables for independent packet counts, iproute2 for network
 # namespaces, chromium for the dashboard's browser test, tmux for kstat trace's
-# terminal test). Extra arguments
+# terminal test, systemd for systemd-analyze verify of deploy/systemd). Extra arguments
 # go to "go test" (default: -race ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v chromium >/dev/null || need+=(chromium)
 command -v tmux >/dev/null || need+=(tmux)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -57,7 +57,9 @@ func checkPrivileges(t *testing.T, pid int, mask uint64) {
 	}
 }
 
-func fmtMask(m uint64) string { return strings.Repeat("0", 16-len(strconv.FormatUint(m, 16))) + strconv.FormatUint(m, 16) }
+func fmtMask(m uint64) string {
+	return strings.Repeat("0", 16-len(strconv.FormatUint(m, 16))) + strconv.FormatUint(m, 16)
+}
 
 // TestServeCapabilities: after start-up the daemon keeps exactly the
 // documented set (caps.Default: cap_bpf, cap_perfmon, cap_sys_admin) on
