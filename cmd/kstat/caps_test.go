@@ -145,7 +145,7 @@ func TestServeNonRoot(t *testing.T) {
 	}
 	ambient := []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_NET_ADMIN, unix.CAP_DAC_READ_SEARCH}
 	d := &testDaemon{Mount: mount, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "serve", "--mount", mount, "--listen", "127.0.0.1:0")
+	d.cmd = exec.Command(bin, "serve", "--mount", mount, "--listen", "127.0.0.1:0", "--collector.slabinfo")
 	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:     true,
@@ -171,7 +171,7 @@ func TestServeNonRoot(t *testing.T) {
 	if st := procStatus(t, filepath.Join("/proc", strconv.Itoa(pid))); !strings.HasPrefix(st["Uid"], "65534\t65534\t65534\t65534") {
 		t.Errorf("the daemon runs as Uid %q", st["Uid"])
 	}
-	checkPrivileges(t, pid, caps.DefaultFor(nobody).Mask())
+	checkPrivileges(t, pid, caps.DefaultFor(nobody, true).Mask())
 
 	// Every feature is up; values match /proc.
 	for _, f := range []string{"bufstat", "http", "irqcount", "kstat", "self", "telemetry", "tracer"} {

@@ -153,7 +153,7 @@ docs/SECURITY.md).`,
 	fl.BoolVar(&opts.debug, "debug", false, "log at debug level from the start (the bufstat file switches it later)")
 	opts.collectors = collector.AddFlags(fl, bpfCollectors...)
 	fl.StringVar(&opts.capsKeep, "capabilities.keep", "default",
-		"capabilities kept after start-up, comma-separated (such as cap_bpf,cap_perfmon): \"default\" keeps what knob writes and the unmount at exit need ("+caps.Default.String()+", and cap_dac_read_search for /proc/slabinfo when not root), \"none\" drops all; every other capability is dropped and no_new_privs is set")
+		"capabilities kept after start-up, comma-separated (such as cap_bpf,cap_perfmon): \"default\" keeps what knob writes and the unmount at exit need ("+caps.Default.String()+", and cap_dac_read_search for /proc/slabinfo when not root and --collector.slabinfo is on), \"none\" drops all; every other capability is dropped and no_new_privs is set")
 	for _, f := range features {
 		if f.flags != nil {
 			f.flags(fl)
@@ -163,7 +163,7 @@ docs/SECURITY.md).`,
 }
 
 func runServe(parent context.Context, opts serveOptions) error {
-	keep, err := caps.Parse(opts.capsKeep)
+	keep, err := caps.Parse(opts.capsKeep, caps.DefaultFor(os.Geteuid(), opts.collectors.Enabled("slabinfo")))
 	if err != nil {
 		return fmt.Errorf("--capabilities.keep: %w", err)
 	}

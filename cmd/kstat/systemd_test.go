@@ -71,7 +71,7 @@ func TestSystemdUnit(t *testing.T) {
 		}
 		given = append(given, v)
 	}
-	for _, v := range caps.DefaultFor(65534) {
+	for _, v := range caps.DefaultFor(65534, true) {
 		if !given.Has(v) {
 			t.Errorf("the unit does not give %s, which the daemon keeps by default", v)
 		}

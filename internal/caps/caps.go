@@ -10,7 +10,6 @@ package caps
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -30,28 +29,27 @@ type Set []cap.Value
 //   - CAP_SYS_ADMIN: unmounting the statistics filesystem at exit, and
 //     entering --netns when kstat/start attaches there.
 //
-// A daemon that does not run as root also keeps CAP_DAC_READ_SEARCH (see
-// DefaultFor).
+// A daemon that does not run as root may also keep CAP_DAC_READ_SEARCH
+// (see DefaultFor).
 var Default = Set{cap.SYS_ADMIN, cap.PERFMON, cap.BPF}
 
 // DefaultFor is the default set of a daemon running with effective user
-// id euid: Default, and for a user other than root CAP_DAC_READ_SEARCH,
-// which reading /proc/slabinfo (mode 0400, owned by root) needs on every
-// read.
-func DefaultFor(euid int) Set {
-	if euid == 0 {
+// id euid: Default and, for a user other than root that reads files only
+// root may read (rootOnlyFiles: /proc/slabinfo, mode 0400, read by the
+// slabinfo collector), CAP_DAC_READ_SEARCH, which every such read needs.
+func DefaultFor(euid int, rootOnlyFiles bool) Set {
+	if euid == 0 || !rootOnlyFiles {
 		return Default.sorted()
 	}
 	return append(Set{cap.DAC_READ_SEARCH}, Default...).sorted()
 }
 
 // Parse reads a comma-separated list of capability names (cap_bpf or
-// CAP_BPF or bpf), "default" for DefaultFor the process's effective user,
-// or "none" (or "") for none.
-func Parse(text string) (Set, error) {
+// CAP_BPF or bpf), "default" for def, or "none" (or "") for none.
+func Parse(text string, def Set) (Set, error) {
 	switch strings.ToLower(strings.TrimSpace(text)) {
 	case "default":
-		return DefaultFor(os.Geteuid()), nil
+		return def.sorted(), nil
 	case "none", "":
 		return Set{}, nil
 	}
