@@ -21,6 +21,8 @@ type JSONProc struct {
 	Pid  uint32 `json:"pid"`
 	Ppid uint32 `json:"ppid"`
 	Comm string `json:"comm"`
+	// Cgroup is the process's cgroup v2 id as the tracer saw it.
+	Cgroup uint64 `json:"cgroup"`
 	Counts[uint64]
 	OutstandingBytes  uint64 `json:"outstanding_bytes"`
 	OutstandingAllocs uint64 `json:"outstanding_allocs"`
@@ -82,7 +84,7 @@ func (f *Frame) JSON(limit int) JSONFrame {
 	for i := range rows {
 		t, d := &rows[i].Total, &rows[i].Delta
 		p := JSONProc{
-			Pid: t.Pid, Ppid: t.Ppid, Comm: t.Comm,
+			Pid: t.Pid, Ppid: t.Ppid, Comm: t.Comm, Cgroup: t.Cgroup,
 			Counts:           counts(t, func(v uint64) uint64 { return v }),
 			OutstandingBytes: t.BytesOut, OutstandingAllocs: t.AllocsOut,
 			LockMaxWaitNs: make(map[string]uint64, len(tracer.LockKinds)),

@@ -17,7 +17,7 @@ import (
 // (outstanding bytes and allocations, the longest waits) are kept. A new
 // field of Proc fails here until Delta knows it.
 func TestDeltaCoversEveryCounter(t *testing.T) {
-	gauges := map[string]bool{"Pid": true, "Ppid": true, "Comm": true, "BytesOut": true, "AllocsOut": true, "LockMaxNs": true}
+	gauges := map[string]bool{"Pid": true, "Ppid": true, "Comm": true, "Cgroup": true, "BytesOut": true, "AllocsOut": true, "LockMaxNs": true}
 	var prev, cur tracer.Proc
 	pv, cv := reflect.ValueOf(&prev).Elem(), reflect.ValueOf(&cur).Elem()
 	set := func(v reflect.Value, x uint64) {
