@@ -95,8 +95,8 @@ func (f *Frame) Cell(c tracer.Column, r *Row, w int) string {
 func human(v float64, w int) string {
 	exact := strconv.FormatFloat(v, 'f', 0, 64)
 	if v != math.Trunc(v) && v < 100 {
-		exact = strconv.FormatFloat(v, 'f', 1, 64)
-		if exact == "0.0" { // some, not none
+		exact = strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
+		if exact == "0" { // some, not none
 			exact = strconv.FormatFloat(v, 'g', 1, 64)
 		}
 	}
