@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -159,5 +160,113 @@ func TestServeHealthzBeforeReady(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), "ready\n") {
 		t.Errorf("ready: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestServeJSONLogFullDisk puts the JSON log on a small tmpfs the test
+// mounts and fills: the daemon keeps serving, the failures are counted
+// (telemetry/log_json_errors, kstat_telemetry_log_json_errors_total) and
+// logging resumes, with whole lines, when space returns. The log's lines
+// are checked with encoding/json, the space with statfs.
+func TestServeJSONLogFullDisk(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatalf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	logPath := filepath.Join(dir, "log.json")
+	d, base := startHTTPDaemon(t, "--telemetry-interval", "100ms", "--log-json", logPath, "--log-json-max-size", "0")
+	waitUntil(t, 10*time.Second, "the log has lines", func() bool { return fileSize(logPath) > 0 })
+
+	// Fill the tmpfs to the last byte.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	for {
+		if _, err := f.Write(buf[:1]); err != nil {
+			break
+		}
+	}
+	f.Close()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Bavail != 0 {
+		t.Fatalf("the tmpfs is not full: %d blocks free, %v", st.Bavail, err)
+	}
+
+	waitUntil(t, 10*time.Second, "telemetry/log_json_errors counts failures", func() bool {
+		return readNumber(t, d.Path("telemetry/log_json_errors")) >= 3
+	})
+	if v := readText(t, d.Path("telemetry/log_json_failing")); v != "1\n" {
+		t.Errorf("telemetry/log_json_failing = %q on a full disk", v)
+	}
+	if !strings.Contains(d.Stderr(), "writing the JSON log failed") {
+		t.Errorf("the failure is not logged:\n%s", d.Stderr())
+	}
+	// Serving goes on: the mount, /healthz and /metrics, with the error
+	// as a metric.
+	if code, _ := httpDo(t, "GET", base+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("/healthz on a full log disk: %d", code)
+	}
+	_, mfs := scrapeMetrics(t, base)
+	if v, ok := series(mfs, "kstat_telemetry_log_json_errors_total"); !ok || v < 3 {
+		t.Errorf("kstat_telemetry_log_json_errors_total = %v (present %v)", v, ok)
+	}
+	if got, want := readNumber(t, d.Path("memory/total")), float64(procField(t, "/proc/meminfo", "MemTotal")*1024); got != want {
+		t.Errorf("memory/total = %v, /proc/meminfo %v", got, want)
+	}
+
+	// Space returns: logging resumes.
+	full := fileSize(logPath)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the log grows again", func() bool { return fileSize(logPath) > full+1 })
+	waitUntil(t, 5*time.Second, "telemetry/log_json_failing returns to 0", func() bool {
+		return readText(t, d.Path("telemetry/log_json_failing")) == "0\n"
+	})
+	if !strings.Contains(d.Stderr(), "writing the JSON log works again") {
+		t.Errorf("the recovery is not logged:\n%s", d.Stderr())
+	}
+	time.Sleep(300 * time.Millisecond)
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for i, l := range lines[:len(lines)-1] { // the last may be half written now
+		if !json.Valid([]byte(l)) {
+			t.Errorf("log line %d of %d is not JSON: %.80q", i+1, len(lines), l)
+		}
+	}
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+// waitUntil polls cond every 20ms until it holds, failing the test after
+// timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
 	}
 }

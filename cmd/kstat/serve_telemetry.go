@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/pflag"
 
@@ -104,7 +105,11 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 		if err != nil {
 			return fmt.Errorf("--log-json %s: %w", opts.logJSON, err)
 		}
-		sampler.OnSnapshot(logWriter(d, jlog))
+		w := &jsonLogWriter{d: d, l: jlog}
+		if err := tsrc.AddValues(jsonLogTable, w, 0); err != nil {
+			return err
+		}
+		sampler.OnSnapshot(w.write)
 	}
 	d.Go(func() {
 		sampler.Run(ctx)
@@ -118,23 +123,50 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 	return nil
 }
 
-// logWriter returns a sink that appends snapshots to l, logging the first
-// error of a run of failures and the recovery.
-func logWriter(d *daemon, l *telemetry.JSONLog) func(telemetry.Snapshot) {
-	var mu sync.Mutex
-	failing := false
-	return func(s telemetry.Snapshot) {
-		err := l.Write(s)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err != nil && !failing:
-			d.log.Error("writing the JSON log failed; later failures are not logged until it works again", "err", err)
-		case err == nil && failing:
-			d.log.Info("writing the JSON log works again")
-		}
-		failing = err != nil
+// jsonLogTable is telemetry/'s health of the JSON log, present only with
+// --log-json.
+var jsonLogTable = statsfs.NewTable(
+	statsfs.Value{Name: "log_json_errors", Help: "Snapshots the --log-json file could not take (full disk, I/O error); the daemon goes on and the log resumes when writes work", Type: statsfs.U64, ReadOnly: true},
+	statsfs.Value{Name: "log_json_failing", Help: "1 while writes to the --log-json file fail, 0 when the last one worked", Type: statsfs.U64, Flag: statsfs.Floating},
+)
+
+// jsonLogWriter appends snapshots to the JSON log, counts the ones it
+// could not write, and logs the first error of a run of failures and the
+// recovery.
+type jsonLogWriter struct {
+	d       *daemon
+	l       *telemetry.JSONLog
+	errors  atomic.Uint64
+	failing atomic.Bool
+	mu      sync.Mutex // orders the log lines of failure and recovery
+}
+
+// Load reads jsonLogTable's value i.
+func (w *jsonLogWriter) Load(i int) uint64 {
+	if i == 0 {
+		return w.errors.Load()
 	}
+	if w.failing.Load() {
+		return 1
+	}
+	return 0
+}
+
+func (w *jsonLogWriter) write(s telemetry.Snapshot) {
+	err := w.l.Write(s)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	was := w.failing.Load()
+	switch {
+	case err != nil && !was:
+		w.d.log.Error("writing the JSON log failed; later failures are counted in telemetry/log_json_errors, not logged, until it works again", "err", err)
+	case err == nil && was:
+		w.d.log.Info("writing the JSON log works again", "failed_snapshots", w.errors.Load())
+	}
+	if err != nil {
+		w.errors.Add(1)
+	}
+	w.failing.Store(err != nil)
 }
 
 // attachIRQCounts loads the eBPF IRQ and softirq counters and puts their

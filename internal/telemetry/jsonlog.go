@@ -101,10 +101,16 @@ func (l *JSONLog) writeLine(line []byte) error {
 	if werr != nil {
 		return fmt.Errorf("writing the JSON log %s: %w", l.opts.Path, werr)
 	}
-	l.size += int64(n)
-	if n != len(line) {
-		return fmt.Errorf("writing the JSON log %s: short write of %d of %d bytes", l.opts.Path, n, len(line))
+	if n > 0 && n != len(line) {
+		// A full disk took part of the line: cut it off, so the log
+		// goes on with whole lines when space returns.
+		if err := l.f.Truncate(l.size); err != nil {
+			l.size += int64(n)
+			return fmt.Errorf("writing the JSON log %s: short write of %d of %d bytes, not cut off: %w", l.opts.Path, n, len(line), err)
+		}
+		return fmt.Errorf("writing the JSON log %s: short write of %d of %d bytes (cut off)", l.opts.Path, n, len(line))
 	}
+	l.size += int64(n)
 	return nil
 }
 
