@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,128 +20,156 @@ import (
 )
 
 // Report is one reading of every section. A part whose collector failed is
-// nil and its error says why.
+// nil and its error says why. A value the kernel does not provide, or whose
+// line could not be read, is a nil Num: the text says "unavailable" and the
+// JSON leaves it out.
 type Report struct {
 	GeneratedMillis int64   `json:"generated_unix_ms"`
 	Network         Network `json:"network"`
 	Block           Block   `json:"block"`
 	MM              MM      `json:"mm"`
 	Memory          Memory  `json:"memory"`
+	// Skipped names, per collector whose last read skipped lines it
+	// could not parse, how many and why ("netdev: ..."); the values of
+	// those lines are unavailable.
+	Skipped []string `json:"skipped_lines,omitempty"`
 }
 
 // Network is socket buffer use and per-device statistics.
 type Network struct {
-	Sockets        *Sockets `json:"sockets,omitempty"`
-	SocketsError   string   `json:"sockets_error,omitempty"`
-	Devices        []Device `json:"devices,omitempty"`
-	Total          *Device  `json:"total,omitempty"` // the net/dev/ sums
-	DevicesError   string   `json:"devices_error,omitempty"`
-	socketMemBytes uint64
+	Sockets      *Sockets `json:"sockets,omitempty"`
+	SocketsError string   `json:"sockets_error,omitempty"`
+	Devices      []Device `json:"devices,omitempty"`
+	Total        *Device  `json:"total,omitempty"` // the net/dev/ sums
+	DevicesError string   `json:"devices_error,omitempty"`
 }
 
 // Sockets is /proc/net/sockstat and, when the kernel has IPv6, sockstat6.
 type Sockets struct {
-	Used    uint64    `json:"used"`
+	Used    Num       `json:"used,omitempty"`
 	TCP     TCP       `json:"tcp"`
 	UDP     UDP       `json:"udp"`
-	UDPLite uint64    `json:"udplite_inuse"`
-	Raw     uint64    `json:"raw_inuse"`
+	UDPLite Num       `json:"udplite_inuse,omitempty"`
+	Raw     Num       `json:"raw_inuse,omitempty"`
 	Frag    Frag      `json:"frag"`
 	IPv6    *Sockets6 `json:"ipv6,omitempty"`
 }
 
 // TCP is the TCP line of sockstat.
 type TCP struct {
-	InUse    uint64 `json:"inuse"`
-	Orphan   uint64 `json:"orphan"`
-	TimeWait uint64 `json:"tw"`
-	Alloc    uint64 `json:"alloc"`
-	MemPages uint64 `json:"mem_pages"`
-	MemBytes uint64 `json:"mem_bytes"`
+	InUse    Num `json:"inuse,omitempty"`
+	Orphan   Num `json:"orphan,omitempty"`
+	TimeWait Num `json:"tw,omitempty"`
+	Alloc    Num `json:"alloc,omitempty"`
+	MemPages Num `json:"mem_pages,omitempty"`
+	MemBytes Num `json:"mem_bytes,omitempty"`
 }
 
 // UDP is the UDP line of sockstat.
 type UDP struct {
-	InUse    uint64 `json:"inuse"`
-	MemPages uint64 `json:"mem_pages"`
-	MemBytes uint64 `json:"mem_bytes"`
+	InUse    Num `json:"inuse,omitempty"`
+	MemPages Num `json:"mem_pages,omitempty"`
+	MemBytes Num `json:"mem_bytes,omitempty"`
 }
 
 // Frag is a FRAG line.
 type Frag struct {
-	InUse       uint64 `json:"inuse"`
-	MemoryBytes uint64 `json:"memory_bytes"`
+	InUse       Num `json:"inuse,omitempty"`
+	MemoryBytes Num `json:"memory_bytes,omitempty"`
 }
 
 // Sockets6 is sockstat6.
 type Sockets6 struct {
-	TCP     uint64 `json:"tcp_inuse"`
-	UDP     uint64 `json:"udp_inuse"`
-	UDPLite uint64 `json:"udplite_inuse"`
-	Raw     uint64 `json:"raw_inuse"`
-	Frag    Frag   `json:"frag"`
+	TCP     Num  `json:"tcp_inuse,omitempty"`
+	UDP     Num  `json:"udp_inuse,omitempty"`
+	UDPLite Num  `json:"udplite_inuse,omitempty"`
+	Raw     Num  `json:"raw_inuse,omitempty"`
+	Frag    Frag `json:"frag"`
 }
 
 // Device is one interface's counters (or their sum).
 type Device struct {
 	Name       string `json:"name"`
-	RxPackets  uint64 `json:"rx_packets"`
-	TxPackets  uint64 `json:"tx_packets"`
-	RxBytes    uint64 `json:"rx_bytes"`
-	TxBytes    uint64 `json:"tx_bytes"`
-	RxErrors   uint64 `json:"rx_errors"`
-	TxErrors   uint64 `json:"tx_errors"`
-	RxDropped  uint64 `json:"rx_dropped"`
-	TxDropped  uint64 `json:"tx_dropped"`
-	TxQueueLen uint64 `json:"tx_queue_len"`
+	RxPackets  Num    `json:"rx_packets,omitempty"`
+	TxPackets  Num    `json:"tx_packets,omitempty"`
+	RxBytes    Num    `json:"rx_bytes,omitempty"`
+	TxBytes    Num    `json:"tx_bytes,omitempty"`
+	RxErrors   Num    `json:"rx_errors,omitempty"`
+	TxErrors   Num    `json:"tx_errors,omitempty"`
+	RxDropped  Num    `json:"rx_dropped,omitempty"`
+	TxDropped  Num    `json:"tx_dropped,omitempty"`
+	TxQueueLen Num    `json:"tx_queue_len,omitempty"`
 }
 
 // Block is the page cache and buffers, in bytes.
 type Block struct {
 	Error     string `json:"error,omitempty"`
-	Buffers   uint64 `json:"buffers_bytes"`
-	Cached    uint64 `json:"cached_bytes"`
-	Dirty     uint64 `json:"dirty_bytes"`
-	Writeback uint64 `json:"writeback_bytes"`
+	Buffers   Num    `json:"buffers_bytes,omitempty"`
+	Cached    Num    `json:"cached_bytes,omitempty"`
+	Dirty     Num    `json:"dirty_bytes,omitempty"`
+	Writeback Num    `json:"writeback_bytes,omitempty"`
 }
 
 // MM is slab and page-table memory, in bytes, and the largest slab caches.
 type MM struct {
 	Error           string       `json:"error,omitempty"`
-	Slab            uint64       `json:"slab_bytes"`
-	SReclaimable    uint64       `json:"slab_reclaimable_bytes"`
-	SUnreclaim      uint64       `json:"slab_unreclaimable_bytes"`
-	PageTables      uint64       `json:"page_tables_bytes"`
+	Slab            Num          `json:"slab_bytes,omitempty"`
+	SReclaimable    Num          `json:"slab_reclaimable_bytes,omitempty"`
+	SUnreclaim      Num          `json:"slab_unreclaimable_bytes,omitempty"`
+	PageTables      Num          `json:"page_tables_bytes,omitempty"`
 	SlabCaches      *SlabSummary `json:"slab_caches,omitempty"`
 	SlabCachesError string       `json:"slab_caches_error,omitempty"`
 }
 
 // SlabSummary is /proc/slabinfo: totals and the top caches, largest first.
 type SlabSummary struct {
-	Caches        uint64      `json:"caches"`
-	ActiveObjects uint64      `json:"active_objects"`
-	TotalBytes    uint64      `json:"total_bytes"`
+	Caches        Num         `json:"caches,omitempty"`
+	ActiveObjects Num         `json:"active_objects,omitempty"`
+	TotalBytes    Num         `json:"total_bytes,omitempty"`
 	Top           []SlabCache `json:"top"`
 }
 
 // SlabCache is one slab cache.
 type SlabCache struct {
 	Name          string `json:"name"`
-	ActiveObjects uint64 `json:"active_objects"`
-	Objects       uint64 `json:"objects"`
-	ObjectSize    uint64 `json:"object_size"`
-	TotalBytes    uint64 `json:"total_bytes"`
+	ActiveObjects Num    `json:"active_objects,omitempty"`
+	Objects       Num    `json:"objects,omitempty"`
+	ObjectSize    Num    `json:"object_size,omitempty"`
+	TotalBytes    Num    `json:"total_bytes,omitempty"`
 }
 
 // Memory is the overall totals, in bytes, and the kernel buffers' share.
 type Memory struct {
 	Error     string `json:"error,omitempty"`
-	Total     uint64 `json:"total_bytes"`
-	Free      uint64 `json:"free_bytes"`
-	Available uint64 `json:"available_bytes"`
+	Total     Num    `json:"total_bytes,omitempty"`
+	Free      Num    `json:"free_bytes,omitempty"`
+	Available Num    `json:"available_bytes,omitempty"`
 	// Buffers is buffers + cached + slab + page tables + socket buffers
-	// (the last only when sockstat could be read); 0 when meminfo failed.
-	Buffers uint64 `json:"kernel_buffers_bytes"`
+	// (the last only when sockstat could be read); unavailable when one of
+	// the others is.
+	Buffers Num `json:"kernel_buffers_bytes,omitempty"`
+}
+
+// Num is one number of the report, nil when it is unavailable.
+type Num = *uint64
+
+// unavailable is the text of an absent Num.
+const unavailable = statsfs.Unavailable
+
+// num prints v in decimal, or "unavailable".
+func num(v Num) string {
+	if v == nil {
+		return unavailable
+	}
+	return strconv.FormatUint(*v, 10)
+}
+
+// kbText prints a byte count v as "N kB", or "unavailable".
+func kbText(v Num) string {
+	if v == nil {
+		return unavailable
+	}
+	return strconv.FormatUint(*v/1024, 10) + " kB"
 }
 
 // reader reads values of a tree and remembers the first failure.
@@ -149,19 +178,27 @@ type reader struct {
 	err  error
 }
 
-func (r *reader) get(path, name string) uint64 {
+// get reads value name of source path: nil when it is absent.
+func (r *reader) get(path, name string) Num {
 	src := r.root.Find(path)
 	if src == nil {
 		if r.err == nil {
 			r.err = fmt.Errorf("no %s/ in the statistics tree", path)
 		}
-		return 0
+		return nil
 	}
 	v, err := src.GetByName(name)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("no %s/%s in the statistics tree", path, name)
+	if err != nil {
+		if r.err == nil {
+			r.err = fmt.Errorf("no %s/%s in the statistics tree", path, name)
+		}
+		return nil
 	}
-	return v.Uint64()
+	if v.Absent {
+		return nil
+	}
+	n := v.Uint64()
+	return &n
 }
 
 // failed returns why collector name's data cannot be shown: the tree's own
@@ -208,10 +245,21 @@ func Build(root *statsfs.Source, reg *collector.Registry, now time.Time) *Report
 	if why := failed(mem.err, reg, "meminfo"); why != "" {
 		b, m, o = Block{Error: why}, MM{Error: why}, Memory{Error: why}
 	} else {
-		o.Buffers = addSat(b.Buffers, b.Cached, m.Slab, m.PageTables, rep.Network.socketMemBytes)
+		parts := []Num{b.Buffers, b.Cached, m.Slab, m.PageTables}
+		if rep.Network.Sockets != nil {
+			parts = append(parts, rep.Network.Sockets.memBytes())
+		}
+		o.Buffers = addSat(parts...)
 	}
 	m.SlabCaches, m.SlabCachesError = buildSlab(root, reg)
 	rep.Block, rep.MM, rep.Memory = b, m, o
+	for _, name := range []string{"sockstat", "netdev", "meminfo", "slabinfo"} {
+		for _, c := range reg.All() {
+			if st := c.Status(); c.Name() == name && st.Err == nil && st.Skipped != nil {
+				rep.Skipped = append(rep.Skipped, name+": "+st.Skipped.Error())
+			}
+		}
+	}
 	return rep
 }
 
@@ -244,7 +292,6 @@ func buildNetwork(root *statsfs.Source, reg *collector.Registry) Network {
 		n.SocketsError = why
 	} else {
 		n.Sockets = s
-		n.socketMemBytes = addSat(s.TCP.MemBytes, s.UDP.MemBytes, s.fragBytes())
 	}
 
 	r = &reader{root: root}
@@ -304,7 +351,7 @@ func buildSlab(root *statsfs.Source, reg *collector.Registry) (*SlabSummary, str
 		return nil, why
 	}
 	slices.SortFunc(s.Top, func(a, b SlabCache) int {
-		if c := cmp.Compare(b.TotalBytes, a.TotalBytes); c != 0 {
+		if c := cmpNum(b.TotalBytes, a.TotalBytes); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Name, b.Name)
@@ -328,22 +375,43 @@ func (rep *Report) Failed() bool {
 		rep.Block.Error != "" && rep.MM.SlabCaches == nil
 }
 
-func kb(b uint64) uint64 { return b / 1024 }
+// cmpNum compares a and b, an unavailable value below every number.
+func cmpNum(a, b Num) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return cmp.Compare(*a, *b)
+}
 
-// addSat adds without wrapping: a sum past 2^64-1 stays at 2^64-1.
-func addSat(vs ...uint64) uint64 {
+// addSat adds without wrapping: a sum past 2^64-1 stays at 2^64-1. A sum
+// with an unavailable part is unavailable.
+func addSat(vs ...Num) Num {
 	var sum uint64
 	for _, v := range vs {
-		if sum+v < sum {
-			return math.MaxUint64
+		if v == nil {
+			return nil
 		}
-		sum += v
+		if sum+*v < sum {
+			sum = math.MaxUint64
+			return &sum
+		}
+		sum += *v
 	}
-	return sum
+	return &sum
+}
+
+// memBytes is the socket buffer memory: TCP, UDP and fragments.
+func (s *Sockets) memBytes() Num {
+	return addSat(s.TCP.MemBytes, s.UDP.MemBytes, s.fragBytes())
 }
 
 // fragBytes is the memory of IPv4 and IPv6 fragment reassembly.
-func (s *Sockets) fragBytes() uint64 {
+func (s *Sockets) fragBytes() Num {
 	if s.IPv6 == nil {
 		return s.Frag.MemoryBytes
 	}
@@ -361,18 +429,18 @@ func (rep *Report) Text() string {
 	p("\n=== Network Buffer Statistics ===\n")
 	n := rep.Network
 	if s := n.Sockets; s != nil {
-		p("Socket buffer allocation: %d kB (TCP %d pages, UDP %d pages, fragments %d bytes)\n",
-			kb(n.socketMemBytes), s.TCP.MemPages, s.UDP.MemPages, s.fragBytes())
-		p("Sockets in use: %d\n", s.Used)
-		p("  TCP: inuse=%d orphan=%d tw=%d alloc=%d mem=%d pages (%d kB)\n",
-			s.TCP.InUse, s.TCP.Orphan, s.TCP.TimeWait, s.TCP.Alloc, s.TCP.MemPages, kb(s.TCP.MemBytes))
-		p("  UDP: inuse=%d mem=%d pages (%d kB)\n", s.UDP.InUse, s.UDP.MemPages, kb(s.UDP.MemBytes))
-		p("  UDPLITE: inuse=%d\n", s.UDPLite)
-		p("  RAW: inuse=%d\n", s.Raw)
-		p("  FRAG: inuse=%d memory=%d bytes\n", s.Frag.InUse, s.Frag.MemoryBytes)
+		p("Socket buffer allocation: %s (TCP %s pages, UDP %s pages, fragments %s bytes)\n",
+			kbText(s.memBytes()), num(s.TCP.MemPages), num(s.UDP.MemPages), num(s.fragBytes()))
+		p("Sockets in use: %s\n", num(s.Used))
+		p("  TCP: inuse=%s orphan=%s tw=%s alloc=%s mem=%s pages (%s)\n",
+			num(s.TCP.InUse), num(s.TCP.Orphan), num(s.TCP.TimeWait), num(s.TCP.Alloc), num(s.TCP.MemPages), kbText(s.TCP.MemBytes))
+		p("  UDP: inuse=%s mem=%s pages (%s)\n", num(s.UDP.InUse), num(s.UDP.MemPages), kbText(s.UDP.MemBytes))
+		p("  UDPLITE: inuse=%s\n", num(s.UDPLite))
+		p("  RAW: inuse=%s\n", num(s.Raw))
+		p("  FRAG: inuse=%s memory=%s bytes\n", num(s.Frag.InUse), num(s.Frag.MemoryBytes))
 		if v6 := s.IPv6; v6 != nil {
-			p("  IPv6: TCP6 inuse=%d UDP6 inuse=%d UDPLITE6 inuse=%d RAW6 inuse=%d FRAG6 inuse=%d memory=%d bytes\n",
-				v6.TCP, v6.UDP, v6.UDPLite, v6.Raw, v6.Frag.InUse, v6.Frag.MemoryBytes)
+			p("  IPv6: TCP6 inuse=%s UDP6 inuse=%s UDPLITE6 inuse=%s RAW6 inuse=%s FRAG6 inuse=%s memory=%s bytes\n",
+				num(v6.TCP), num(v6.UDP), num(v6.UDPLite), num(v6.Raw), num(v6.Frag.InUse), num(v6.Frag.MemoryBytes))
 		}
 	} else {
 		p("Socket buffers: section unavailable: %s\n", n.SocketsError)
@@ -380,8 +448,8 @@ func (rep *Report) Text() string {
 	p("\nPer-device buffer statistics:\n")
 	if n.Total != nil {
 		line := func(d Device) {
-			p("  %s: rx_buffers=%d tx_buffers=%d rx_bytes=%d tx_bytes=%d rx_errors=%d tx_errors=%d rx_dropped=%d tx_dropped=%d tx_queue_len=%d\n",
-				d.Name, d.RxPackets, d.TxPackets, d.RxBytes, d.TxBytes, d.RxErrors, d.TxErrors, d.RxDropped, d.TxDropped, d.TxQueueLen)
+			p("  %s: rx_buffers=%s tx_buffers=%s rx_bytes=%s tx_bytes=%s rx_errors=%s tx_errors=%s rx_dropped=%s tx_dropped=%s tx_queue_len=%s\n",
+				d.Name, num(d.RxPackets), num(d.TxPackets), num(d.RxBytes), num(d.TxBytes), num(d.RxErrors), num(d.TxErrors), num(d.RxDropped), num(d.TxDropped), num(d.TxQueueLen))
 		}
 		for _, d := range n.Devices {
 			line(d)
@@ -395,10 +463,10 @@ func (rep *Report) Text() string {
 
 	p("\n=== Block Buffer Statistics ===\n")
 	if b := rep.Block; b.Error == "" {
-		p("Buffers: %d kB\n", kb(b.Buffers))
-		p("Cached: %d kB\n", kb(b.Cached))
-		p("Dirty pages: %d kB\n", kb(b.Dirty))
-		p("Writeback pages: %d kB\n", kb(b.Writeback))
+		p("Buffers: %s\n", kbText(b.Buffers))
+		p("Cached: %s\n", kbText(b.Cached))
+		p("Dirty pages: %s\n", kbText(b.Dirty))
+		p("Writeback pages: %s\n", kbText(b.Writeback))
 	} else {
 		p("section unavailable: %s\n", b.Error)
 	}
@@ -406,17 +474,21 @@ func (rep *Report) Text() string {
 	p("\n=== Memory Management Statistics ===\n")
 	m := rep.MM
 	if m.Error == "" {
-		p("Slab memory: %d kB\n", kb(m.Slab))
-		p("  Reclaimable: %d kB\n", kb(m.SReclaimable))
-		p("  Unreclaimable: %d kB\n", kb(m.SUnreclaim))
-		p("PageTables: %d kB\n", kb(m.PageTables))
+		p("Slab memory: %s\n", kbText(m.Slab))
+		p("  Reclaimable: %s\n", kbText(m.SReclaimable))
+		p("  Unreclaimable: %s\n", kbText(m.SUnreclaim))
+		p("PageTables: %s\n", kbText(m.PageTables))
 	} else {
 		p("section unavailable: %s\n", m.Error)
 	}
 	if s := m.SlabCaches; s != nil {
-		p("Slab caches: %d, %d active objects, %d kB in slabs; largest:\n", s.Caches, s.ActiveObjects, kb(s.TotalBytes))
+		if s.Caches == nil {
+			p("Slab caches: totals unavailable (a line of /proc/slabinfo could not be read); largest:\n")
+		} else {
+			p("Slab caches: %s, %s active objects, %s in slabs; largest:\n", num(s.Caches), num(s.ActiveObjects), kbText(s.TotalBytes))
+		}
 		for _, c := range s.Top {
-			p("  %s: active_objs=%d num_objs=%d objsize=%d total=%d kB\n", c.Name, c.ActiveObjects, c.Objects, c.ObjectSize, kb(c.TotalBytes))
+			p("  %s: active_objs=%s num_objs=%s objsize=%s total=%s\n", c.Name, num(c.ActiveObjects), num(c.Objects), num(c.ObjectSize), kbText(c.TotalBytes))
 		}
 	} else {
 		p("Slab caches: section unavailable: %s\n", m.SlabCachesError)
@@ -424,20 +496,33 @@ func (rep *Report) Text() string {
 
 	p("\n=== Overall Buffer Usage Summary ===\n")
 	if o := rep.Memory; o.Error == "" {
-		p("Total memory: %d kB\n", kb(o.Total))
-		p("Free memory: %d kB\n", kb(o.Free))
-		p("Available memory: %d kB\n", kb(o.Available))
-		share := 0.0
-		if o.Total > 0 {
-			share = 100 * float64(o.Buffers) / float64(o.Total)
-		}
+		p("Total memory: %s\n", kbText(o.Total))
+		p("Free memory: %s\n", kbText(o.Free))
+		p("Available memory: %s\n", kbText(o.Available))
 		what := "buffers + cached + slab + page tables + socket buffers"
 		if n.Sockets == nil {
 			what = "buffers + cached + slab + page tables; socket buffers unknown"
 		}
-		p("Kernel buffers: %d kB (%.1f%% of total; %s)\n", kb(o.Buffers), share, what)
+		switch {
+		case o.Buffers == nil:
+			p("Kernel buffers: unavailable (%s)\n", what)
+		case o.Total == nil:
+			p("Kernel buffers: %s (%s)\n", kbText(o.Buffers), what)
+		default:
+			share := 0.0
+			if *o.Total > 0 {
+				share = 100 * float64(*o.Buffers) / float64(*o.Total)
+			}
+			p("Kernel buffers: %s (%.1f%% of total; %s)\n", kbText(o.Buffers), share, what)
+		}
 	} else {
 		p("section unavailable: %s\n", o.Error)
+	}
+	if len(rep.Skipped) > 0 {
+		p("\n=== Skipped Input ===\n")
+		for _, s := range rep.Skipped {
+			p("%s\n", s)
+		}
 	}
 	return w.String()
 }

@@ -25,7 +25,7 @@ const MaxAge = 50 * time.Millisecond
 
 // DefaultTimeout is how long a caller waits for a collector's read before
 // the read counts as failed (the read goes on in the background and the
-// values keep their last reading).
+// values are absent until a read finishes).
 const DefaultTimeout = 5 * time.Second
 
 // ErrTimeout is the error of a read that did not finish within its
@@ -39,12 +39,76 @@ type Paths struct {
 }
 
 // Status is how a collector's last read went, for the
-// kstat_scrape_collector_duration_seconds and _success metrics.
+// kstat_scrape_collector_duration_seconds, _success and
+// _skipped_lines_total metrics.
 type Status struct {
 	Name     string
 	Time     time.Time     // when the last read started (zero: never read)
 	Duration time.Duration // how long it took (or has taken, when Err is ErrTimeout)
-	Err      error         // nil on success
+	Err      error         // nil on success; the collector's values are absent otherwise
+	// Skipped is set when the last read succeeded but skipped lines it
+	// could not parse (the values they feed are absent, the rest kept);
+	// it wraps a *Skipped.
+	Skipped error
+	// SkippedLines counts the lines skipped by every read so far.
+	SkippedLines uint64
+}
+
+// Skipped is what a parse returns when it kept the lines it could read
+// and skipped others: a Refresher counts them and treats the read as a
+// success, unless the read's error holds another error too. It wraps the
+// first line's error, which wraps ErrMalformed.
+type Skipped struct {
+	Lines int   // how many lines were skipped
+	First error // why the first one was
+}
+
+// Error names the count and the first line's reason.
+func (s *Skipped) Error() string {
+	return fmt.Sprintf("skipped %d unreadable line(s), the first: %v", s.Lines, s.First)
+}
+
+// Unwrap returns the first line's error.
+func (s *Skipped) Unwrap() error { return s.First }
+
+// skippedOnly reports whether err is made of *Skipped errors only (wrapped
+// or joined), so that the read it ends succeeded, and how many lines they
+// count.
+func skippedOnly(err error) (int, bool) {
+	switch e := err.(type) {
+	case *Skipped:
+		return e.Lines, true
+	case interface{ Unwrap() []error }:
+		n := 0
+		for _, x := range e.Unwrap() {
+			m, ok := skippedOnly(x)
+			if !ok {
+				return 0, false
+			}
+			n += m
+		}
+		return n, true
+	case interface{ Unwrap() error }:
+		return skippedOnly(e.Unwrap())
+	}
+	return 0, false
+}
+
+// skip records one skipped line, allocating only for the first.
+func skip(s **Skipped, err error) {
+	if *s == nil {
+		*s = &Skipped{First: err}
+	}
+	(*s).Lines++
+}
+
+// partial returns s as an error, or nil when no line was skipped (a nil
+// *Skipped must not become a non-nil error).
+func partial(s *Skipped) error {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 // Collector is what every collector reports about itself.
@@ -73,6 +137,7 @@ type Refresher struct {
 	mu       sync.Mutex             // guards inflight
 	inflight *flight                // the read in progress, or nil
 	last     atomic.Pointer[Status] // the last finished read; nil before the first
+	skipped  atomic.Uint64          // lines skipped by every read so far
 }
 
 // flight is one read in progress.
@@ -162,7 +227,13 @@ func (r *Refresher) start() (*flight, *Status) {
 	r.inflight = f
 	go func() {
 		err := r.read()
-		r.last.Store(&Status{Name: r.name, Time: f.start, Duration: r.now().Sub(f.start), Err: err})
+		st := &Status{Name: r.name, Time: f.start, Duration: r.now().Sub(f.start), Err: err}
+		if n, ok := skippedOnly(err); ok { // a read that kept the good lines
+			st.Skipped, st.Err = err, nil
+			r.skipped.Add(uint64(n))
+		}
+		st.SkippedLines = r.skipped.Load()
+		r.last.Store(st)
 		r.mu.Lock()
 		r.inflight = nil
 		r.mu.Unlock()
@@ -193,9 +264,14 @@ func (r *Refresher) wait(f *flight) error {
 }
 
 // Record returns a statsfs record of c that refreshes before each load.
-func (r *Refresher) Record(c *statsfs.Counters) statsfs.Record {
-	return statsfs.RecordFunc(func(i int) uint64 {
-		_ = r.Refresh() // a failed read keeps the last values; Status has the error
-		return c.Load(i)
+// While the collector's last read failed (or timed out), every value is
+// absent (not the last numbers, not 0); otherwise a value is absent when c
+// marks it so (the file lacks it, or its line was skipped).
+func (r *Refresher) Record(c *statsfs.Counters) statsfs.PartialRecord {
+	return statsfs.PartialFunc(func(i int) (uint64, bool) {
+		if r.Refresh() != nil {
+			return 0, false
+		}
+		return c.LoadAvailable(i)
 	})
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -31,20 +32,27 @@ type Line struct {
 	PerCPU []uint64 // one count per CPU column; fewer when the kernel prints fewer (ERR, MIS)
 	Total  uint64   // sum of PerCPU
 	Desc   string   // the rest of the line, blanks collapsed: "IO-APIC 5-edge ACPI:Ged"
+	// Bad is set when the name was read but the counts were not: the
+	// line's count is absent (PerCPU is nil and Total 0).
+	Bad bool
 }
 
-// ParseInterrupts reads the text of /proc/interrupts.
+// ParseInterrupts reads the text of /proc/interrupts, skipping or
+// keeping as Bad the lines it cannot read (see parseCPUTable).
 func ParseInterrupts(b []byte) (CPUTable, error) {
 	t, err := parseCPUTable(b)
 	if err != nil {
-		return CPUTable{}, fmt.Errorf("interrupts: %w", err)
+		err = fmt.Errorf("interrupts: %w", err)
 	}
-	return t, nil
+	return t, err
 }
 
 // parseCPUTable reads the shared format of /proc/interrupts and
 // /proc/softirqs. A line takes at most one count per header column; what
-// follows the counts is its description.
+// follows the counts is its description. A file without a header of CPU
+// columns is an error. A line without a name, or whose name repeats, is
+// skipped; a line with no counts or whose total overflows is kept as Bad;
+// both are counted in the *Skipped it returns, and the other lines kept.
 func parseCPUTable(b []byte) (CPUTable, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
@@ -65,6 +73,7 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 		return CPUTable{}, fmt.Errorf("%w: header has no CPU columns", ErrMalformed)
 	}
 	seen := map[string]bool{}
+	var sk *Skipped
 	for n := 2; sc.Scan(); n++ {
 		text := sc.Text()
 		if strings.TrimSpace(text) == "" {
@@ -72,11 +81,13 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 		}
 		name, rest, ok := strings.Cut(text, ":")
 		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.ContainsAny(name, " \t/") {
-			return CPUTable{}, fmt.Errorf("%w: line %d: no name before a colon", ErrMalformed, n)
+		if !ok || name == "" || strings.ContainsAny(name, " \t/\x00") || name == "." || name == ".." || len(name) > statsfs.MaxNameLen {
+			skip(&sk, fmt.Errorf("%w: line %d: no name before a colon", ErrMalformed, n))
+			continue
 		}
 		if seen[name] {
-			return CPUTable{}, fmt.Errorf("%w: line %d: %s appears twice", ErrMalformed, n, name)
+			skip(&sk, fmt.Errorf("%w: line %d: %s appears twice", ErrMalformed, n, name))
+			continue
 		}
 		seen[name] = true
 		l := Line{Name: name}
@@ -87,22 +98,29 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 				break
 			}
 			if l.Total+v < l.Total {
-				return CPUTable{}, fmt.Errorf("%w: line %d: %s: total overflows 64 bits", ErrMalformed, n, name)
+				skip(&sk, fmt.Errorf("%w: line %d: %s: total overflows 64 bits", ErrMalformed, n, name))
+				l.Bad = true
+				break
 			}
 			l.PerCPU = append(l.PerCPU, v)
 			l.Total += v
 			f = f[1:]
 		}
-		if len(l.PerCPU) == 0 {
-			return CPUTable{}, fmt.Errorf("%w: line %d: %s has no counts", ErrMalformed, n, name)
+		if !l.Bad && len(l.PerCPU) == 0 {
+			skip(&sk, fmt.Errorf("%w: line %d: %s has no counts", ErrMalformed, n, name))
+			l.Bad = true
 		}
-		l.Desc = strings.Join(f, " ")
+		if l.Bad {
+			l.PerCPU, l.Total = nil, 0
+		} else {
+			l.Desc = strings.Join(f, " ")
+		}
 		t.Lines = append(t.Lines, l)
 	}
 	if err := sc.Err(); err != nil {
 		return CPUTable{}, err
 	}
-	return t, nil
+	return t, partial(sk)
 }
 
 // lineTable is the /proc values of one line: its count since boot and its
@@ -190,10 +208,12 @@ func newLines(name, path, label string, table *statsfs.Table, desc bool,
 			return err
 		}
 		t, err := parse(buf)
+		if sk := (*Skipped)(nil); err == nil || errors.As(err, &sk) {
+			l.update(t)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		l.update(t)
 		return nil
 	})
 	// The aggregates refresh through their lines' records.
@@ -215,7 +235,11 @@ func (l *Lines) update(t CPUTable) {
 		if ls == nil {
 			ls = l.addLine(line.Name)
 		}
-		ls.counts.Store(0, line.Total)
+		if line.Bad {
+			ls.counts.SetAbsent(0)
+		} else {
+			ls.counts.Store(0, line.Total)
+		}
 		ls.desc.Store(line.Desc)
 	}
 	for name, ls := range l.lines {

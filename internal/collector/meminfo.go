@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"strings"
 
 	"github.com/kstat/kstat/statsfs"
 )
@@ -76,12 +75,14 @@ type meminfoBytes struct {
 	found uint32
 }
 
-// parseMeminfo parses /proc/meminfo text into out without allocating on
-// success. Every line must read "Key: number [kB]"; the fields the
-// collector uses must be in kB and fit in 64 bits once converted to bytes.
-// A used field the file lacks is not an error here: out.found tells.
+// parseMeminfo parses /proc/meminfo text into out without allocating when
+// every line reads. A line must read "Key: number [kB]"; a line that does
+// not, or a used field not in kB or past 64 bits once in bytes, is skipped
+// (and counted in the *Skipped it returns) while the other lines are kept.
+// A used field the file lacks is not an error: out.found tells.
 func parseMeminfo(data []byte, out *meminfoBytes) error {
 	*out = meminfoBytes{}
+	var sk *Skipped
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		var line []byte
 		line, data = NextLine(data)
@@ -96,7 +97,8 @@ func parseMeminfo(data []byte, out *meminfoBytes) error {
 			}
 		}
 		if colon <= 0 {
-			return fmt.Errorf("%w: line %d %q: no \"key:\"", ErrMalformed, lineNo, line)
+			skip(&sk, fmt.Errorf("%w: line %d %q: no \"key:\"", ErrMalformed, lineNo, line))
+			continue
 		}
 		i := meminfoIndex(line[:colon])
 		if i < 0 {
@@ -108,27 +110,17 @@ func parseMeminfo(data []byte, out *meminfoBytes) error {
 		kb, ok := ParseUint(num)
 		switch {
 		case !ok:
-			return fmt.Errorf("%w: line %d %q: %s is not a number of kB", ErrMalformed, lineNo, line, meminfoKeys[i])
+			skip(&sk, fmt.Errorf("%w: line %d %q: %s is not a number of kB", ErrMalformed, lineNo, line, meminfoKeys[i]))
 		case string(unit) != "kB" || len(extra) != 0:
-			return fmt.Errorf("%w: line %d %q: %s is not in kB", ErrMalformed, lineNo, line, meminfoKeys[i])
+			skip(&sk, fmt.Errorf("%w: line %d %q: %s is not in kB", ErrMalformed, lineNo, line, meminfoKeys[i]))
 		case kb > math.MaxUint64/1024:
-			return fmt.Errorf("%w: line %d: %s %d kB does not fit in 64 bits as bytes", ErrMalformed, lineNo, meminfoKeys[i], kb)
-		}
-		out.v[i] = kb * 1024
-		out.found |= 1 << i
-	}
-	return nil
-}
-
-// missing names the used fields that parseMeminfo did not find.
-func (m *meminfoBytes) missing() []string {
-	var names []string
-	for i, k := range meminfoKeys {
-		if m.found&(1<<i) == 0 {
-			names = append(names, k)
+			skip(&sk, fmt.Errorf("%w: line %d: %s %d kB does not fit in 64 bits as bytes", ErrMalformed, lineNo, meminfoKeys[i], kb))
+		default:
+			out.v[i] = kb * 1024
+			out.found |= 1 << i
 		}
 	}
-	return names
+	return partial(sk)
 }
 
 // meminfoCol is one value of a meminfo table: a byte gauge backed by
@@ -214,26 +206,27 @@ func (m *Meminfo) attach(parent *statsfs.Source) error {
 	return nil
 }
 
-// read reads and parses the file. On a parse error the values keep their
-// last reading; fields the file lacks keep theirs while the others update.
+// read reads and parses the file. A field the file lacks (MemAvailable
+// before Linux 3.14) or whose line was skipped is absent; the others
+// update.
 func (m *Meminfo) read() error {
 	var err error
 	m.buf, err = ReadFile(m.path, m.buf)
 	if err != nil {
 		return err
 	}
-	if err := parseMeminfo(m.buf, &m.parsed); err != nil {
-		return fmt.Errorf("%s: %w", m.path, err)
-	}
+	err = parseMeminfo(m.buf, &m.parsed)
 	for i, t := range m.tables {
 		for j, field := range t.fields {
 			if m.parsed.found&(1<<field) != 0 {
 				m.cells[i].Store(j, m.parsed.v[field])
+			} else {
+				m.cells[i].SetAbsent(j)
 			}
 		}
 	}
-	if miss := m.parsed.missing(); len(miss) > 0 {
-		return fmt.Errorf("%s: %w: no %s", m.path, ErrMalformed, strings.Join(miss, ", "))
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.path, err)
 	}
 	return nil
 }

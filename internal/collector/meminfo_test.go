@@ -2,6 +2,8 @@ package collector
 
 import (
 	"errors"
+	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,11 +22,11 @@ func meminfoOracle(text string) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, l := range strings.Split(text, "\n") {
 		k, v, ok := strings.Cut(l, ":")
-		fs := strings.Fields(v)
+		fs := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' })
 		if !ok || len(fs) != 2 || fs[1] != "kB" {
 			continue
 		}
-		if n, err := strconv.ParseUint(fs[0], 10, 64); err == nil {
+		if n, err := strconv.ParseUint(fs[0], 10, 64); err == nil && n <= math.MaxUint64/1024 {
 			out[k] = n
 		}
 	}
@@ -51,6 +53,8 @@ func TestParseMeminfoFixture(t *testing.T) {
 	}
 }
 
+// TestParseMeminfoErrors: a line that cannot be read is skipped and
+// counted, with the reason; the good lines around it are kept.
 func TestParseMeminfoErrors(t *testing.T) {
 	for _, x := range []struct{ in, want string }{
 		{"MemTotal: 12 kB\nbroken line\n", `line 2 "broken line": no "key:"`},
@@ -61,9 +65,13 @@ func TestParseMeminfoErrors(t *testing.T) {
 		{"Cached: 18014398509481984 kB\n", "does not fit in 64 bits"},
 	} {
 		var m meminfoBytes
-		err := parseMeminfo([]byte(x.in), &m)
-		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), x.want) {
-			t.Errorf("parseMeminfo(%q) = %v, want %q", x.in, err, x.want)
+		err := parseMeminfo([]byte(x.in+"Buffers: 7 kB\n"), &m)
+		var sk *Skipped
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), x.want) || !errors.As(err, &sk) || sk.Lines != 1 {
+			t.Errorf("parseMeminfo(%q) = %v, want one skipped line: %q", x.in, err, x.want)
+		}
+		if m.found&(1<<meminfoBuffers) == 0 || m.v[meminfoBuffers] != 7*1024 {
+			t.Errorf("parseMeminfo(%q) lost the good line after it", x.in)
 		}
 	}
 	// Fields kstat does not use may look like anything after their colon.
@@ -71,13 +79,14 @@ func TestParseMeminfoErrors(t *testing.T) {
 	if err := parseMeminfo([]byte("HugePages_Total:       0\nWeird: x y z\nMemTotal: 1 kB\n"), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.v[meminfoMemTotal] != 1024 || len(m.missing()) != meminfoN-1 {
-		t.Fatalf("got %v, missing %v", m.v, m.missing())
+	if m.v[meminfoMemTotal] != 1024 || bits.OnesCount32(m.found) != 1 {
+		t.Fatalf("got %v, found %b", m.v, m.found)
 	}
 }
 
-// FuzzParseMeminfo checks that parseMeminfo never panics and that what it
-// accepts agrees with the standard-library oracle.
+// FuzzParseMeminfo checks that parseMeminfo never panics and that the
+// fields it keeps, whatever lines it skips, are the standard-library
+// oracle's.
 func FuzzParseMeminfo(f *testing.F) {
 	for _, c := range []string{"real", "missing-fields", "truncated", "huge", "overflow"} {
 		if b, err := os.ReadFile(testutil.Fixture(f, "bufstat", c, "proc", "meminfo")); err == nil {
@@ -87,8 +96,8 @@ func FuzzParseMeminfo(f *testing.F) {
 	f.Add([]byte("MemTotal: 1 kB\nMemTotal: 2 kB"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m meminfoBytes
-		if err := parseMeminfo(b, &m); err != nil {
-			return
+		if err := parseMeminfo(b, &m); err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
 		}
 		// The last line of a key wins in both parsers.
 		want := meminfoOracle(string(b))
@@ -136,25 +145,41 @@ func TestMeminfoCollector(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 
-	// A file that lost fields: the others update, the lost keep their
-	// last value, and the error names them.
-	write(strings.Replace(strings.Replace(full, "MemFree: 50", "MemFree: 51", 1), "Dirty: 3 kB\n", "", 1))
+	// A file that lost fields (no MemAvailable before Linux 3.14): the
+	// others update, the lost ones are absent, and that is no error.
+	write(strings.Replace(strings.Replace(full, "MemFree: 50", "MemFree: 51", 1), "MemAvailable: 60 kB\n", "", 1))
 	waitMaxAge()
 	free, _ := root.Find("memory").GetByName("free")
-	dirty, _ := root.Find("block").GetByName("dirty")
-	if free.Uint64() != 51*1024 || dirty.Uint64() != 3*1024 {
-		t.Errorf("after losing Dirty: free %d, dirty %d", free.Uint64(), dirty.Uint64())
+	avail, _ := root.Find("memory").GetByName("available")
+	if free.Absent || free.Uint64() != 51*1024 || !avail.Absent {
+		t.Errorf("without MemAvailable: free %+v, available %+v (want absent)", free, avail)
 	}
-	if err := m.Status().Err; !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "no Dirty") {
-		t.Errorf("status error %v", err)
+	if st := m.Status(); st.Err != nil || st.Skipped != nil {
+		t.Errorf("a missing field is not an error: status %+v", st)
 	}
 
-	// A malformed file changes nothing.
-	write("MemTotal: 999 kB\nMemFree: oops kB\n")
+	// Unreadable lines: the good ones are kept, the bad fields absent, the
+	// lines counted.
+	write("MemTotal: 999 kB\nMemFree: oops kB\nnonsense\nCached: 184467440737095516150 kB\n")
 	waitMaxAge()
 	total, _ := root.Find("memory").GetByName("total")
-	if total.Uint64() != 100*1024 || m.Status().Err == nil {
-		t.Errorf("after a malformed file: total %d, status %v", total.Uint64(), m.Status().Err)
+	free, _ = root.Find("memory").GetByName("free")
+	cached, _ := root.Find("block").GetByName("cached")
+	if total.Absent || total.Uint64() != 999*1024 || !free.Absent || !cached.Absent {
+		t.Errorf("after bad lines: total %+v, free %+v, cached %+v", total, free, cached)
+	}
+	if st := m.Status(); st.Err != nil || !errors.Is(st.Skipped, ErrMalformed) || st.SkippedLines != 3 {
+		t.Errorf("after bad lines: status %+v", st)
+	}
+
+	// No file at all: every value is absent and the read failed.
+	if err := os.Remove(filepath.Join(dir, "meminfo")); err != nil {
+		t.Fatal(err)
+	}
+	waitMaxAge()
+	total, _ = root.Find("memory").GetByName("total")
+	if !total.Absent || m.Status().Err == nil {
+		t.Errorf("without the file: total %+v, status %v", total, m.Status().Err)
 	}
 }
 

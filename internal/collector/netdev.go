@@ -36,17 +36,25 @@ const (
 )
 
 // netdevEntry is one parsed line; name aliases the buffer that was parsed.
+// ok is false when the name was read but the counters were not: the
+// interface is there, its values are absent.
 type netdevEntry struct {
 	name []byte
 	v    [netdevFields]uint64
+	ok   bool
 }
 
 // parseNetdev parses /proc/net/dev text, appending one entry per interface
-// to out[:0] and returning it; with a reused out it does not allocate. The
-// two header lines (those with '|') are skipped; every other non-empty line
-// must be "name: " followed by exactly 16 unsigned 64-bit counters.
+// to out[:0] and returning it; with a reused out it does not allocate when
+// every line reads. The two header lines (those with '|') are skipped; an
+// interface line is "name:" followed by exactly 16 unsigned 64-bit
+// counters. The name ends at the line's last colon (counters hold none),
+// so old kernels' alias names such as "ibr10:30" are read whole. A line
+// that cannot be read is skipped and counted in the *Skipped it returns;
+// when only its counters are bad the interface is kept with ok false.
 func parseNetdev(data []byte, out []netdevEntry) ([]netdevEntry, error) {
 	out = out[:0]
+	var sk *Skipped
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		var line []byte
 		line, data = NextLine(data)
@@ -55,7 +63,7 @@ func parseNetdev(data []byte, out []netdevEntry) ([]netdevEntry, error) {
 			if c == '|' {
 				bar = true
 			}
-			if c == ':' && colon < 0 {
+			if c == ':' {
 				colon = i
 			}
 		}
@@ -66,36 +74,74 @@ func parseNetdev(data []byte, out []netdevEntry) ([]netdevEntry, error) {
 			continue // a blank line
 		}
 		if colon < 0 {
-			return out, fmt.Errorf("%w: line %d %q: no \"interface:\"", ErrMalformed, lineNo, line)
+			skip(&sk, fmt.Errorf("%w: line %d %q: no \"interface:\"", ErrMalformed, lineNo, line))
+			continue
 		}
-		// The name ends at the colon; a large counter may follow it
-		// without a space.
-		name, _ := NextField(line[:colon])
-		rest := line[colon+1:]
-		if len(name) == 0 {
-			return out, fmt.Errorf("%w: line %d %q: empty interface name", ErrMalformed, lineNo, line)
+		// The name is right-aligned before the colon; a large counter
+		// may follow the colon without a space.
+		name := trimBlanks(line[:colon])
+		if !validName(name) {
+			skip(&sk, fmt.Errorf("%w: line %d %q: bad interface name", ErrMalformed, lineNo, line))
+			continue
 		}
 		out = append(out, netdevEntry{name: name})
 		e := &out[len(out)-1]
-		for i := range netdevFields + 1 {
-			var f []byte
-			f, rest = NextField(rest)
-			switch {
-			case i == netdevFields && len(f) != 0:
-				return out, fmt.Errorf("%w: line %d (%s): more than %d counters", ErrMalformed, lineNo, name, netdevFields)
-			case i == netdevFields:
-			case len(f) == 0:
-				return out, fmt.Errorf("%w: line %d (%s): %d counters, want %d", ErrMalformed, lineNo, name, i, netdevFields)
-			default:
-				n, ok := ParseUint(f)
-				if !ok {
-					return out, fmt.Errorf("%w: line %d (%s): counter %d %q is not an unsigned 64-bit number", ErrMalformed, lineNo, name, i+1, f)
-				}
-				e.v[i] = n
+		if err := netdevCounters(line[colon+1:], &e.v); err != nil {
+			skip(&sk, fmt.Errorf("%w: line %d (%s): %w", ErrMalformed, lineNo, name, err))
+			e.v = [netdevFields]uint64{}
+			continue
+		}
+		e.ok = true
+	}
+	return out, partial(sk)
+}
+
+// netdevCounters reads exactly netdevFields counters from rest into v.
+func netdevCounters(rest []byte, v *[netdevFields]uint64) error {
+	for i := range netdevFields + 1 {
+		var f []byte
+		f, rest = NextField(rest)
+		switch {
+		case i == netdevFields && len(f) != 0:
+			return fmt.Errorf("more than %d counters", netdevFields)
+		case i == netdevFields:
+		case len(f) == 0:
+			return fmt.Errorf("%d counters, want %d", i, netdevFields)
+		default:
+			n, ok := ParseUint(f)
+			if !ok {
+				return fmt.Errorf("counter %d %q is not an unsigned 64-bit number", i+1, f)
 			}
+			v[i] = n
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// trimBlanks drops leading and trailing spaces and tabs.
+func trimBlanks(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// validName reports whether name can be a directory of the tree: not
+// empty, not "." or "..", no '/' or NUL, at most statsfs.MaxNameLen bytes.
+// Spaces and any other bytes are kept as the kernel printed them.
+func validName(name []byte) bool {
+	if len(name) == 0 || len(name) > statsfs.MaxNameLen || string(name) == "." || string(name) == ".." {
+		return false
+	}
+	for _, c := range name {
+		if c == '/' || c == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // NetdevTable is the table of each net/dev/<iface>/ source; net/dev/ holds
@@ -109,7 +155,7 @@ var NetdevTable = statsfs.NewTable(
 	statsfs.Value{Name: "tx_packets", Help: "Packets sent by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
 	statsfs.Value{Name: "tx_errors", Help: "Transmit errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
 	statsfs.Value{Name: "tx_dropped", Help: "Packets dropped on the way out", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "tx_queue_len", Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len; 0 when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
+	statsfs.Value{Name: "tx_queue_len", Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len; absent when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
 )
 
 // netdevColumns maps NetdevTable's first values to /proc/net/dev counters.
@@ -165,10 +211,11 @@ func newNetdev(p Paths) *Netdev {
 func (n *Netdev) attach(parent *statsfs.Source) error {
 	// A hidden, all-zero record of the table in net/dev/ itself: the
 	// sums visit it before they list the interfaces, so its refresh
-	// brings interfaces that appeared in time for the sum that reads it.
-	// Zeros change no Sum (every NetdevTable value sums). It is added
-	// first so that a look-up by name finds the aggregate.
-	refresh := statsfs.RecordFunc(func(int) uint64 { _ = n.Refresh(); return 0 })
+	// brings interfaces that appeared in time for the sum that reads it,
+	// and a failed read makes every sum absent rather than a sum of
+	// nothing. Zeros change no Sum (every NetdevTable value sums). It is
+	// added first so that a look-up by name finds the aggregate.
+	refresh := statsfs.PartialFunc(func(int) (uint64, bool) { return 0, n.Refresh() == nil })
 	if err := n.dir.AddValues(NetdevTable, refresh, statsfs.HiddenGroup); err != nil {
 		return err
 	}
@@ -180,36 +227,48 @@ func (n *Netdev) attach(parent *statsfs.Source) error {
 	return nil
 }
 
-// read parses the file and, only when all of it parsed, stores every
-// interface's counters, adds sources for new interfaces and revokes and
-// removes those that are gone.
+// read parses the file and stores every interface's counters (absent for
+// an interface whose line was unreadable, and its tx_queue_len when sysfs
+// does not have it), adds sources for new interfaces and revokes and
+// removes those that are gone. Skipped lines are counted; a file that
+// cannot be read at all fails the read and every value is absent.
 func (n *Netdev) read() error {
 	var err error
 	n.buf, err = ReadFile(n.path, n.buf)
 	if err != nil {
 		return err
 	}
+	var sk *Skipped
 	n.entries, err = parseNetdev(n.buf, n.entries)
-	if err != nil {
+	if err != nil && !errors.As(err, &sk) {
 		return fmt.Errorf("%s: %w", n.path, err)
 	}
 	n.pass++
-	var qerr error
 	for i := range n.entries {
 		e := &n.entries[i]
 		d := n.devs[string(e.name)]
 		if d == nil {
 			d = n.add(string(e.name))
+		} else if d.pass == n.pass {
+			skip(&sk, fmt.Errorf("%w: interface %q listed twice", ErrMalformed, e.name))
+			continue
 		}
 		d.pass = n.pass
 		for j, col := range netdevColumns {
-			d.cells.Store(j, e.v[col])
+			if e.ok {
+				d.cells.Store(j, e.v[col])
+			} else {
+				d.cells.SetAbsent(j)
+			}
 		}
-		q, err := n.queueLen(d.qpath)
-		if err != nil && qerr == nil {
-			qerr = err
+		if q, err := n.queueLen(d.qpath); err == nil {
+			d.cells.Store(netdevQueueLen, q)
+		} else {
+			if !errors.Is(err, fs.ErrNotExist) {
+				skip(&sk, err)
+			}
+			d.cells.SetAbsent(netdevQueueLen)
 		}
-		d.cells.Store(netdevQueueLen, q)
 	}
 	for name, d := range n.devs {
 		if d.pass != n.pass {
@@ -218,7 +277,10 @@ func (n *Netdev) read() error {
 			delete(n.devs, name)
 		}
 	}
-	return qerr
+	if sk != nil {
+		return fmt.Errorf("%s: %w", n.path, sk)
+	}
+	return nil
 }
 
 func (n *Netdev) add(name string) *netdevDev {
@@ -235,13 +297,11 @@ func (n *Netdev) add(name string) *netdevDev {
 }
 
 // queueLen reads a tx_queue_len file; a missing one (the interface just
-// went, or sysfs is another namespace's) is 0 and no error.
+// went, or sysfs is another namespace's) gives an error wrapping
+// fs.ErrNotExist.
 func (n *Netdev) queueLen(path string) (uint64, error) {
 	var err error
 	n.qbuf, err = ReadFile(path, n.qbuf)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
 	if err != nil {
 		return 0, err
 	}

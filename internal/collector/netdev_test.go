@@ -18,29 +18,45 @@ import (
 	"github.com/kstat/kstat/statsfs"
 )
 
-// netdevOracle parses /proc/net/dev text with the standard library.
-func netdevOracle(text string) (map[string][16]uint64, bool) {
-	out := map[string][16]uint64{}
+// netdevOracle parses /proc/net/dev text with the standard library: per
+// interface its counters, and whether they were readable. Lines with no
+// colon or a bad name are left out.
+func netdevOracle(text string) map[string]netdevWant {
+	out := map[string]netdevWant{}
 	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, "|") || strings.TrimSpace(l) == "" {
+		if strings.Contains(l, "|") || strings.Trim(l, " \t") == "" {
 			continue
 		}
-		name, rest, ok := strings.Cut(l, ":")
-		fs := strings.Fields(rest)
-		if !ok || len(fs) != 16 {
-			return nil, false
+		i := strings.LastIndex(l, ":")
+		if i < 0 {
+			continue
 		}
-		var v [16]uint64
-		for i, f := range fs {
+		name := strings.Trim(l[:i], " \t")
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > statsfs.MaxNameLen {
+			continue
+		}
+		fs := strings.FieldsFunc(l[i+1:], func(r rune) bool { return r == ' ' || r == '\t' })
+		var w netdevWant
+		w.ok = len(fs) == 16
+		for j, f := range fs {
 			n, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				return nil, false
+			if err != nil || j >= 16 {
+				w.ok = false
+				break
 			}
-			v[i] = n
+			w.v[j] = n
 		}
-		out[strings.TrimSpace(name)] = v
+		if !w.ok {
+			w.v = [16]uint64{}
+		}
+		out[name] = w
 	}
-	return out, true
+	return out
+}
+
+type netdevWant struct {
+	v  [16]uint64
+	ok bool
 }
 
 func TestParseNetdevFixtures(t *testing.T) {
@@ -53,13 +69,13 @@ func TestParseNetdevFixtures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c, err)
 		}
-		want, _ := netdevOracle(string(b))
+		want := netdevOracle(string(b))
 		if len(got) != devs || len(want) != devs {
 			t.Fatalf("%s: %d interfaces, oracle %d, want %d", c, len(got), len(want), devs)
 		}
 		for _, e := range got {
-			if want[string(e.name)] != e.v {
-				t.Errorf("%s: %s = %v, want %v", c, e.name, e.v, want[string(e.name)])
+			if w := want[string(e.name)]; w.v != e.v || !w.ok || !e.ok {
+				t.Errorf("%s: %s = %v, want %v", c, e.name, e.v, w.v)
 			}
 		}
 		if n := testing.AllocsPerRun(50, func() { got, _ = parseNetdev(b, got) }); n != 0 {
@@ -68,41 +84,94 @@ func TestParseNetdevFixtures(t *testing.T) {
 	}
 }
 
+// TestParseNetdevErrors: an unreadable line is skipped and counted, with
+// its reason, and the good line after it is kept; when only the counters
+// are bad the interface stays, without values.
 func TestParseNetdevErrors(t *testing.T) {
 	zeros := strings.Repeat(" 0", 16)
-	for _, x := range []struct{ in, want string }{
-		{"  eth0 1 2 3\n", `line 1 "  eth0 1 2 3": no "interface:"`},
-		{"  eth0: 1 2 3\n", "line 1 (eth0): 3 counters, want 16"},
-		{"  eth0:" + zeros + " 0\n", "more than 16 counters"},
-		{"  eth0:" + strings.Replace(zeros, "0", "x", 1) + "\n", `counter 1 "x" is not`},
-		{"  :" + zeros + "\n", "empty interface name"},
+	good := "    lo:" + strings.Repeat(" 7", 16) + "\n"
+	for _, x := range []struct {
+		in, want string
+		kept     string // the interface kept without values, if any
+	}{
+		{"  eth0 1 2 3\n", `line 1 "  eth0 1 2 3": no "interface:"`, ""},
+		{"  eth0: 1 2 3\n", "line 1 (eth0): 3 counters, want 16", "eth0"},
+		{"  eth0:" + zeros + " 0\n", "more than 16 counters", "eth0"},
+		{"  eth0:" + strings.Replace(zeros, "0", "x", 1) + "\n", `counter 1 "x" is not`, "eth0"},
+		{"  eth0:" + strings.Replace(zeros, "0", "18446744073709551616", 1) + "\n", `counter 1 "18446744073709551616" is not`, "eth0"},
+		{"  :" + zeros + "\n", "bad interface name", ""},
+		{"  a/b:" + zeros + "\n", "bad interface name", ""},
+		{"  ..:" + zeros + "\n", "bad interface name", ""},
 	} {
-		_, err := parseNetdev([]byte(x.in), nil)
-		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), x.want) {
-			t.Errorf("parseNetdev(%q) = %v, want %q", x.in, err, x.want)
+		got, err := parseNetdev([]byte(x.in+good), nil)
+		var sk *Skipped
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), x.want) || !errors.As(err, &sk) || sk.Lines != 1 {
+			t.Errorf("parseNetdev(%q) = %v, want one skipped line: %q", x.in, err, x.want)
+		}
+		last := got[len(got)-1]
+		if string(last.name) != "lo" || !last.ok || last.v[0] != 7 {
+			t.Errorf("parseNetdev(%q) lost the good line after it: %+v", x.in, got)
+		}
+		if x.kept != "" && (len(got) != 2 || string(got[0].name) != x.kept || got[0].ok) {
+			t.Errorf("parseNetdev(%q) = %+v, want %s kept without values", x.in, got, x.kept)
+		}
+		if x.kept == "" && len(got) != 1 {
+			t.Errorf("parseNetdev(%q) = %+v, want only lo", x.in, got)
 		}
 	}
 }
 
-// FuzzParseNetdev checks parseNetdev against the oracle on what it accepts.
+// TestParseNetdevNames: names with colons (old kernels' alias devices),
+// spaces and UTF-8 are read whole, and a counter may touch the colon.
+func TestParseNetdevNames(t *testing.T) {
+	text := "Inter-|   Receive                            |  Transmit\n" +
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
+		"ibr10:30:" + strings.Repeat(" 1", 16) + "\n" +
+		"  eth0:123456789012345" + strings.Repeat(" 2", 15) + "\n" +
+		"my dev:" + strings.Repeat(" 3", 16) + "\n" +
+		"  wlän0:" + strings.Repeat(" 4", 16) + "\n"
+	got, err := parseNetdev([]byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range got {
+		names = append(names, string(e.name))
+		if !e.ok {
+			t.Errorf("%s: counters not read", e.name)
+		}
+	}
+	if want := []string{"ibr10:30", "eth0", "my dev", "wlän0"}; strings.Join(names, "|") != strings.Join(want, "|") {
+		t.Errorf("names %q, want %q", names, want)
+	}
+	if got[1].v[0] != 123456789012345 || got[0].v[15] != 1 {
+		t.Errorf("counters %v %v", got[0].v, got[1].v)
+	}
+}
+
+// FuzzParseNetdev checks parseNetdev against the oracle, whatever lines it
+// skips: every interface it keeps, with its counters or without.
 func FuzzParseNetdev(f *testing.F) {
 	for _, c := range []string{"real", "many-interfaces", "truncated", "huge", "overflow"} {
 		if b, err := os.ReadFile(testutil.Fixture(f, "bufstat", c, "proc", "net", "dev")); err == nil {
 			f.Add(b)
 		}
 	}
+	f.Add([]byte("ibr10:30: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := parseNetdev(b, nil)
-		if err != nil {
-			return
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
 		}
-		want, ok := netdevOracle(string(b))
-		if !ok {
-			t.Fatalf("parseNetdev accepted what the oracle refuses: %q", b)
-		}
+		want := netdevOracle(string(b))
 		for _, e := range got {
-			if w, ok := want[string(e.name)]; !ok || (w != e.v && countName(got, e.name) == 1) {
-				t.Fatalf("%q: %v, oracle %v", e.name, e.v, w)
+			if w, ok := want[string(e.name)]; !ok || ((w.v != e.v || w.ok != e.ok) && countName(got, e.name) == 1) {
+				t.Fatalf("%q: %v %v, oracle %v", e.name, e.v, e.ok, w)
+			}
+		}
+		for name := range want {
+			if countName(got, []byte(name)) == 0 {
+				t.Fatalf("oracle has %q, parseNetdev not", name)
 			}
 		}
 	})
@@ -133,7 +202,20 @@ func netdevRead(t *testing.T, root *statsfs.Source, dev, name string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r.Absent {
+		t.Fatalf("%s/%s is absent", path, name)
+	}
 	return r.Uint64()
+}
+
+// netdevAbsent reports whether value name of net/dev/<dev>/ is absent.
+func netdevAbsent(t *testing.T, root *statsfs.Source, dev, name string) bool {
+	t.Helper()
+	r, err := root.Find(strings.TrimSuffix("net/dev/"+dev, "/")).GetByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Absent
 }
 
 func TestNetdevInterfacesComeAndGo(t *testing.T) {
@@ -166,8 +248,8 @@ func TestNetdevInterfacesComeAndGo(t *testing.T) {
 	if got := netdevRead(t, root, "a0", "tx_queue_len"); got != 500 {
 		t.Errorf("a0 tx_queue_len %d", got)
 	}
-	if got := netdevRead(t, root, "b0", "tx_queue_len"); got != 0 {
-		t.Errorf("b0 (no sysfs entry) tx_queue_len %d", got)
+	if !netdevAbsent(t, root, "b0", "tx_queue_len") || !netdevAbsent(t, root, "", "tx_queue_len") {
+		t.Errorf("b0 has no sysfs entry: its tx_queue_len and the sum should be absent")
 	}
 	if got := netdevRead(t, root, "", "rx_packets"); got != 101+201 {
 		t.Errorf("sum rx_packets %d", got)
@@ -192,14 +274,29 @@ func TestNetdevInterfacesComeAndGo(t *testing.T) {
 		t.Errorf("a removed interface's source still reads %d", r.Uint64())
 	}
 
-	// A malformed file keeps the last values and reports the line.
-	writeDev(line("a0", 5), "  c0: 1 2\n")
+	// A line whose counters cannot be read: the other interfaces update,
+	// c0 stays without values, the sums over it are absent (not a sum of
+	// the rest), and the line is counted.
+	writeDev(line("a0", 5), "  c0: 1 2\n", "garbage\n", line("ibr10:30", 40))
 	waitMaxAge()
-	if got := netdevRead(t, root, "a0", "rx_bytes"); got != 1000 {
-		t.Errorf("a0 rx_bytes after a malformed file %d", got)
+	if got := netdevRead(t, root, "a0", "rx_bytes"); got != 5 {
+		t.Errorf("a0 rx_bytes beside a malformed line %d, want 5", got)
 	}
-	if err := n.Status().Err; !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "(c0)") {
-		t.Errorf("status %v", err)
+	if got := netdevRead(t, root, "ibr10:30", "rx_packets"); got != 41 {
+		t.Errorf("ibr10:30 rx_packets %d, want 41", got)
+	}
+	if !netdevAbsent(t, root, "c0", "rx_bytes") || !netdevAbsent(t, root, "", "rx_bytes") {
+		t.Errorf("c0's unreadable counters and the sum over them should be absent")
+	}
+	st := n.Status()
+	if st.Err != nil || !errors.Is(st.Skipped, ErrMalformed) || !strings.Contains(st.Skipped.Error(), "(c0)") || st.SkippedLines != 2 {
+		t.Errorf("status %+v", st)
+	}
+	// Without the file, every value and sum is absent.
+	must(os.Remove(filepath.Join(proc, "net", "dev")))
+	waitMaxAge()
+	if !netdevAbsent(t, root, "a0", "rx_bytes") || !netdevAbsent(t, root, "", "rx_packets") || n.Status().Err == nil {
+		t.Errorf("without /proc/net/dev: values or sums not absent, status %v", n.Status().Err)
 	}
 }
 

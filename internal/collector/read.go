@@ -2,9 +2,7 @@ package collector
 
 import (
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sync"
 
@@ -107,13 +105,3 @@ func Child(parent *statsfs.Source, name string) *statsfs.Source {
 
 // childMu makes Child's look-up and add one step.
 var childMu sync.Mutex
-
-// withPath prefixes err with path unless err already names a file (as the
-// errors of os.Open and os.Read do).
-func withPath(path string, err error) error {
-	var pe *fs.PathError
-	if err == nil || errors.As(err, &pe) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", path, err)
-}

@@ -2,13 +2,14 @@ package collector
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
-
-	"github.com/prometheus/procfs"
 
 	"github.com/kstat/kstat/statsfs"
 )
@@ -54,21 +55,39 @@ type slabCache struct {
 	active, objects, size, totalB uint64
 }
 
-// slabinfoCaches checks and converts procfs's caches, sorted largest first
-// (by total bytes, then name).
-func slabinfoCaches(info procfs.SlabInfo, pageSize uint64) ([]slabCache, error) {
-	out := make([]slabCache, 0, len(info.Slabs))
-	for _, s := range info.Slabs {
-		if s.ObjActive < 0 || s.ObjNum < 0 || s.ObjSize < 0 || s.SlabNum < 0 || s.PagesPerSlab < 0 {
-			return nil, fmt.Errorf("%w: cache %q has a negative count", ErrMalformed, s.Name)
+// parseSlabinfo reads /proc/slabinfo text (version 2.x), sorted largest
+// first (by total bytes, then name). A cache line that cannot be read (too
+// few fields, a count that is not an unsigned 64-bit number, a size past 64
+// bits, a repeated or bad name) is skipped and counted in the *Skipped it
+// returns; the other caches are kept. Another format version is an error.
+func parseSlabinfo(data []byte, pageSize uint64) ([]slabCache, error) {
+	var out []slabCache
+	var sk *Skipped
+	seen := map[string]bool{}
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		var line []byte
+		line, data = NextLine(data)
+		text := string(line)
+		if v, ok := strings.CutPrefix(text, "slabinfo - version: "); ok {
+			if !strings.HasPrefix(v, "2.") {
+				return nil, fmt.Errorf("%w: version %q, want 2.x", ErrMalformed, v)
+			}
+			continue
 		}
-		out = append(out, slabCache{
-			name:    s.Name,
-			active:  uint64(s.ObjActive),
-			objects: uint64(s.ObjNum),
-			size:    uint64(s.ObjSize),
-			totalB:  uint64(s.SlabNum) * uint64(s.PagesPerSlab) * pageSize,
-		})
+		f := strings.Fields(text)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		c, err := slabinfoLine(f, pageSize)
+		if err == nil && seen[c.name] {
+			err = fmt.Errorf("%s appears twice", c.name)
+		}
+		if err != nil {
+			skip(&sk, fmt.Errorf("%w: line %d: %w", ErrMalformed, lineNo, err))
+			continue
+		}
+		seen[c.name] = true
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b slabCache) int {
 		if c := cmp.Compare(b.totalB, a.totalB); c != 0 {
@@ -76,7 +95,33 @@ func slabinfoCaches(info procfs.SlabInfo, pageSize uint64) ([]slabCache, error) 
 		}
 		return cmp.Compare(a.name, b.name)
 	})
-	return out, nil
+	return out, partial(sk)
+}
+
+// slabinfoLine reads the fields of one cache line: name, active objects,
+// objects, object size, objects per slab, pages per slab, ": tunables"
+// and three numbers, ": slabdata", active slabs, slabs, shared.
+func slabinfoLine(f []string, pageSize uint64) (slabCache, error) {
+	if len(f) != 16 || f[6] != ":" || f[7] != "tunables" || f[11] != ":" || f[12] != "slabdata" {
+		return slabCache{}, fmt.Errorf("%d fields, not the 16 of a version 2 cache line", len(f))
+	}
+	if !validName([]byte(f[0])) {
+		return slabCache{}, fmt.Errorf("bad cache name %q", f[0])
+	}
+	var n [16]uint64
+	for _, i := range []int{1, 2, 3, 5, 14} {
+		v, ok := ParseUint([]byte(f[i]))
+		if !ok {
+			return slabCache{}, fmt.Errorf("%s: %q is not an unsigned 64-bit number", f[0], f[i])
+		}
+		n[i] = v
+	}
+	hi, pages := bits.Mul64(n[14], n[5])
+	hi2, total := bits.Mul64(pages, pageSize)
+	if hi != 0 || hi2 != 0 {
+		return slabCache{}, fmt.Errorf("%s: %d slabs of %d pages do not fit in 64 bits as bytes", f[0], n[14], n[5])
+	}
+	return slabCache{name: f[0], active: n[1], objects: n[2], size: n[3], totalB: total}, nil
 }
 
 // slabDev is a top cache's source and cells.
@@ -86,8 +131,7 @@ type slabDev struct {
 	pass  uint64
 }
 
-// Slabinfo is the "slabinfo" collector: p.Proc/slabinfo, parsed with
-// github.com/prometheus/procfs, into mm/slabinfo/ (totals) and
+// Slabinfo is the "slabinfo" collector: p.Proc/slabinfo into mm/slabinfo/ (totals) and
 // mm/slabinfo/<cache>/ for the SlabinfoTop largest caches. The file is
 // readable by root only; mm/slabinfo/ stays hidden until a read succeeds.
 type Slabinfo struct {
@@ -98,6 +142,7 @@ type Slabinfo struct {
 	total    *statsfs.Counters
 	caches   map[string]*slabDev
 	pass     uint64
+	buf      []byte
 }
 
 // newSlabinfo returns the collector for p.
@@ -124,28 +169,31 @@ func (s *Slabinfo) attach(parent *statsfs.Source) error {
 	return nil
 }
 
+// read parses the file. The totals over all caches are absent when a line
+// was skipped: they would be a sum of some of the caches.
 func (s *Slabinfo) read() error {
-	pfs, err := procfs.NewFS(s.proc)
-	if err != nil {
+	path := filepath.Join(s.proc, "slabinfo")
+	var err error
+	if s.buf, err = ReadFile(path, s.buf); err != nil {
 		return err
 	}
-	path := filepath.Join(s.proc, "slabinfo")
-	info, err := pfs.SlabInfo()
-	if err != nil {
-		return withPath(path, err)
-	}
-	caches, err := slabinfoCaches(info, s.pageSize)
-	if err != nil {
-		return withPath(path, err)
+	caches, err := parseSlabinfo(s.buf, s.pageSize)
+	var sk *Skipped
+	if err != nil && !errors.As(err, &sk) {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	var active, total uint64
 	for _, c := range caches {
 		active += c.active
 		total += c.totalB
 	}
-	s.total.Store(0, uint64(len(caches)))
-	s.total.Store(1, active)
-	s.total.Store(2, total)
+	for i, v := range [...]uint64{uint64(len(caches)), active, total} {
+		if sk != nil {
+			s.total.SetAbsent(i)
+		} else {
+			s.total.Store(i, v)
+		}
+	}
 	s.pass++
 	for _, c := range caches[:min(len(caches), SlabinfoTop)] {
 		d := s.caches[c.name]
@@ -168,5 +216,8 @@ func (s *Slabinfo) read() error {
 		}
 	}
 	s.dir.SetHidden(false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	return nil
 }

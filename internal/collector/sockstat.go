@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/prometheus/procfs"
-
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -78,77 +76,91 @@ var (
 	}
 )
 
-// sockstatLookup finds field f in st.
-func sockstatLookup(st *procfs.NetSockstat, f sockstatField) (int, bool) {
-	if f.proto == "sockets" {
-		if st.Used == nil {
-			return 0, false
-		}
-		return *st.Used, true
-	}
-	for _, p := range st.Protocols {
-		if p.Protocol != f.proto {
+// parseSockstat reads sockstat text ("PROTO: key value key value ...")
+// into vals, the fields' values in fields order, and sets bit i of the
+// result for each field found. A value that is not an unsigned 64-bit
+// number, a key without a value, a line without "PROTO:", or pages that do
+// not fit in 64 bits as bytes make the line count as skipped in the
+// *Skipped returned; the line's other pairs are kept.
+func parseSockstat(data []byte, fields []sockstatField, pageSize uint64, vals []uint64) (uint64, error) {
+	var found uint64
+	var sk *Skipped
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		var line []byte
+		line, data = NextLine(data)
+		proto, rest := NextField(line)
+		if len(proto) == 0 {
 			continue
 		}
-		var v *int
-		switch f.key {
-		case "inuse":
-			return p.InUse, true
-		case "orphan":
-			v = p.Orphan
-		case "tw":
-			v = p.TW
-		case "alloc":
-			v = p.Alloc
-		case "mem":
-			v = p.Mem
-		case "memory":
-			v = p.Memory
+		if len(proto) < 2 || proto[len(proto)-1] != ':' {
+			skip(&sk, fmt.Errorf("%w: line %d %q: no \"PROTO:\"", ErrMalformed, lineNo, line))
+			continue
 		}
-		if v == nil {
-			return 0, false
+		proto = proto[:len(proto)-1]
+		var bad error
+		for {
+			var key, num []byte
+			key, rest = NextField(rest)
+			if len(key) == 0 {
+				break
+			}
+			num, rest = NextField(rest)
+			v, ok := ParseUint(num)
+			if !ok {
+				if bad == nil {
+					bad = fmt.Errorf("%w: line %d: %s %s: %q is not a count", ErrMalformed, lineNo, proto, key, num)
+				}
+				continue
+			}
+			for i, f := range fields {
+				if f.proto != string(proto) || f.key != string(key) {
+					continue
+				}
+				if f.pages {
+					if v > math.MaxUint64/pageSize {
+						if bad == nil {
+							bad = fmt.Errorf("%w: line %d: %s %s %d pages do not fit in 64 bits as bytes", ErrMalformed, lineNo, proto, key, v)
+						}
+						continue
+					}
+					vals[i] = v * pageSize
+				} else {
+					vals[i] = v
+				}
+				found |= 1 << i
+			}
 		}
-		return *v, true
+		if bad != nil {
+			skip(&sk, bad)
+		}
 	}
-	return 0, false
+	return found, partial(sk)
 }
 
-// sockstatStore stores fields of st into c; it stores nothing and names the
-// first field it cannot find or that is negative.
-func sockstatStore(st *procfs.NetSockstat, fields []sockstatField, c *statsfs.Counters, pageSize uint64) error {
-	vals := make([]uint64, len(fields))
-	for i, f := range fields {
-		v, ok := sockstatLookup(st, f)
-		if !ok {
-			return fmt.Errorf("%w: no %q on the %s line", ErrMalformed, f.key, f.proto)
-		}
-		if v < 0 {
-			return fmt.Errorf("%w: %s %s is negative (%d)", ErrMalformed, f.proto, f.key, v)
-		}
-		vals[i] = uint64(v)
-		if f.pages {
-			if vals[i] > math.MaxUint64/pageSize {
-				return fmt.Errorf("%w: %s %s %d pages do not fit in 64 bits as bytes", ErrMalformed, f.proto, f.key, v)
-			}
-			vals[i] *= pageSize
-		}
-	}
+// sockstatStore stores what parseSockstat found into c and marks the rest
+// absent.
+func sockstatStore(c *statsfs.Counters, found uint64, vals []uint64) {
 	for i, v := range vals {
-		c.Store(i, v)
+		if found&(1<<i) != 0 {
+			c.Store(i, v)
+		} else {
+			c.SetAbsent(i)
+		}
 	}
-	return nil
 }
 
 // Sockstat is the "sockstat" collector: p.Proc/net/sockstat into net/ and
-// p.Proc/net/sockstat6 into net/sockstat6/, parsed with
-// github.com/prometheus/procfs. Without IPv6 (no sockstat6) net/sockstat6/
-// is hidden and that is not an error.
+// p.Proc/net/sockstat6 into net/sockstat6/. Without IPv6 (no sockstat6)
+// net/sockstat6/ is hidden and that is not an error. A field a file lacks
+// is absent.
 type Sockstat struct {
 	*Refresher
 	proc     string
 	pageSize uint64
 	v4, v6   *statsfs.Counters
 	dir6     *statsfs.Source
+	buf      []byte
+	vals     [len(sockstatFields)]uint64
 }
 
 // newSockstat returns the collector for p.
@@ -178,28 +190,32 @@ func (s *Sockstat) attach(parent *statsfs.Source) error {
 	return nil
 }
 
-func (s *Sockstat) read() error {
-	pfs, err := procfs.NewFS(s.proc)
-	if err != nil {
+// readFile parses one sockstat file into c.
+func (s *Sockstat) readFile(name string, fields []sockstatField, c *statsfs.Counters) error {
+	path := filepath.Join(s.proc, "net", name)
+	var err error
+	if s.buf, err = ReadFile(path, s.buf); err != nil {
 		return err
 	}
-	// procfs's errors name the file; sockstatStore's do not.
-	st, err := pfs.NetSockstat()
-	if err == nil {
-		if err = sockstatStore(st, sockstatFields[:], s.v4, s.pageSize); err != nil {
-			err = fmt.Errorf("%s: %w", filepath.Join(s.proc, "net", "sockstat"), err)
-		}
+	vals := s.vals[:len(fields)]
+	found, err := parseSockstat(s.buf, fields, s.pageSize, vals)
+	sockstatStore(c, found, vals)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	st6, err6 := pfs.NetSockstat6()
+	return nil
+}
+
+// read reads both files. A sockstat6 that does not exist hides
+// net/sockstat6/; skipped lines of either file are counted.
+func (s *Sockstat) read() error {
+	err := s.readFile("sockstat", sockstatFields[:], s.v4)
+	err6 := s.readFile("sockstat6", sockstat6Fields[:], s.v6)
 	if errors.Is(err6, fs.ErrNotExist) {
 		s.dir6.SetHidden(true)
-		return err
-	}
-	s.dir6.SetHidden(false)
-	if err6 == nil {
-		if err6 = sockstatStore(st6, sockstat6Fields[:], s.v6, s.pageSize); err6 != nil {
-			err6 = fmt.Errorf("%s: %w", filepath.Join(s.proc, "net", "sockstat6"), err6)
-		}
+		err6 = nil
+	} else {
+		s.dir6.SetHidden(false)
 	}
 	return errors.Join(err, err6)
 }

@@ -99,27 +99,39 @@ func TestSockstatErrors(t *testing.T) {
 	if err := s.Status().Err; err != nil || !root.Find("net/sockstat6").Hidden() {
 		t.Fatalf("without sockstat6: %v, hidden %v", err, root.Find("net/sockstat6").Hidden())
 	}
-	for _, x := range []struct{ text, want string }{
-		{strings.Replace(good, " mem 4", "", 1), `no "mem" on the TCP line`},
-		{strings.Replace(good, "mem 4", "mem 4503599627370496", 1), "do not fit in 64 bits"},
-		{strings.Replace(good, "RAW: inuse 0\n", "", 1), `no "inuse" on the RAW line`},
-		{"TCP: inuse\n", "Malformed sockstat line"},
+	// A field a file lacks is absent; a bad pair makes its line count as
+	// skipped, and the line's other pairs and the other lines are kept.
+	for _, x := range []struct {
+		text, want string
+		absent     []string
+		skipped    bool
+	}{
+		{strings.Replace(good, " mem 4", "", 1), "", []string{"tcp_mem_pages", "tcp_mem_bytes"}, false},
+		{strings.Replace(good, "mem 4", "mem 4503599627370496", 1), "do not fit in 64 bits", []string{"tcp_mem_bytes"}, true},
+		{strings.Replace(good, "RAW: inuse 0\n", "", 1), "", []string{"raw_inuse"}, false},
+		{strings.Replace(good, "orphan 0", "orphan 18446744073709551616", 1), `"18446744073709551616" is not a count`, []string{"tcp_orphan"}, true},
+		{strings.Replace(good, "alloc 3 mem 4", "alloc", 1), `TCP alloc: "" is not a count`, []string{"tcp_alloc", "tcp_mem_pages", "tcp_mem_bytes"}, true},
+		{good + "garbage line\nExtra: unknown 1 fields 2\n", `"garbage line": no "PROTO:"`, nil, true},
 	} {
 		write("sockstat", x.text)
 		waitMaxAge()
-		if r, _ := root.Find("net").GetByName("tcp_tw"); r.Uint64() != 2 {
-			t.Errorf("%q: a bad file changed tcp_tw to %d", x.text, r.Uint64())
+		if r, _ := root.Find("net").GetByName("tcp_tw"); r.Absent || r.Uint64() != 2 {
+			t.Errorf("%q: tcp_tw %+v, want 2 kept", x.text, r)
 		}
-		if err := s.Status().Err; err == nil || !strings.Contains(err.Error(), x.want) {
-			t.Errorf("%q: status %v, want %q", x.text, err, x.want)
-		} else if x.want != "Malformed sockstat line" && !errors.Is(err, ErrMalformed) {
-			t.Errorf("%v does not wrap ErrMalformed", err)
+		for _, name := range x.absent {
+			if r, _ := root.Find("net").GetByName(name); !r.Absent {
+				t.Errorf("%q: %s = %+v, want absent", x.text, name, r)
+			}
+		}
+		st := s.Status()
+		if st.Err != nil || (st.Skipped != nil) != x.skipped || (x.skipped && (!strings.Contains(st.Skipped.Error(), x.want) || !errors.Is(st.Skipped, ErrMalformed))) {
+			t.Errorf("%q: status %+v, want skipped %v: %q", x.text, st, x.skipped, x.want)
 		}
 	}
 }
 
 // BenchmarkSockstat is one read and parse of /proc/net/sockstat and
-// sockstat6 (with procfs).
+// sockstat6.
 func BenchmarkSockstat(b *testing.B) {
 	s := newSockstat(Paths{Proc: "/proc"})
 	b.ReportAllocs()
@@ -128,4 +140,35 @@ func BenchmarkSockstat(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzParseSockstat: never a panic; a field is found only with the value
+// its "PROTO: key value" pair gives (times the page size for _bytes), and
+// an error is ErrMalformed.
+func FuzzParseSockstat(f *testing.F) {
+	for _, c := range []string{"real", "huge", "truncated", "overflow"} {
+		if b, err := os.ReadFile(testutil.Fixture(f, "bufstat", c, "proc", "net", "sockstat")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("TCP: inuse 1 orphan\nTCP: mem 18446744073709551615\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var vals [len(sockstatFields)]uint64
+		found, err := parseSockstat(b, sockstatFields[:], 4096, vals[:])
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
+		}
+		for i, f := range sockstatFields {
+			if found&(1<<i) == 0 {
+				if vals[i] != 0 {
+					t.Fatalf("%s %s absent but %d", f.proto, f.key, vals[i])
+				}
+				continue
+			}
+			want := strings.Fields(f.key + " ")[0]
+			if !strings.Contains(string(b), want) || (f.pages && vals[i]%4096 != 0) {
+				t.Fatalf("%s %s = %d from %q", f.proto, f.key, vals[i], b)
+			}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -15,16 +16,23 @@ func init() {
 
 // ParseSoftirqs reads the text of /proc/softirqs: a header of CPU columns,
 // then one line per softirq vector (HI, TIMER, NET_TX, ...), in vector
-// order.
+// order. Lines are skipped or kept as Bad as parseCPUTable says; a line
+// with text after its counts is kept as Bad too.
 func ParseSoftirqs(b []byte) (CPUTable, error) {
 	t, err := parseCPUTable(b)
-	if err != nil {
+	var sk *Skipped
+	if err != nil && !errors.As(err, &sk) {
 		return CPUTable{}, fmt.Errorf("softirqs: %w", err)
 	}
-	for _, l := range t.Lines {
+	for i := range t.Lines {
+		l := &t.Lines[i]
 		if l.Desc != "" {
-			return CPUTable{}, fmt.Errorf("%w: softirqs: %s: %q after the counts", ErrMalformed, l.Name, l.Desc)
+			skip(&sk, fmt.Errorf("%w: softirqs: %s: %q after the counts", ErrMalformed, l.Name, l.Desc))
+			*l = Line{Name: l.Name, Bad: true}
 		}
+	}
+	if sk != nil {
+		return t, fmt.Errorf("softirqs: %w", sk)
 	}
 	return t, nil
 }

@@ -1,12 +1,9 @@
 package collector
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"slices"
 
 	"github.com/kstat/kstat/statsfs"
 )
@@ -26,50 +23,47 @@ type Stat struct {
 	Softirqs        uint64 // softirq, first column
 	ProcsRunning    uint64 // procs_running
 	ProcsBlocked    uint64 // procs_blocked
+	// Have has bit i set when the i-th field above was read; the others
+	// are absent.
+	Have uint8
 }
 
-// ParseStat reads the text of /proc/stat. Each of the six lines kstat uses
-// must be present once with a decimal first field; other lines are
-// ignored.
+// statKeys are the /proc/stat lines of Stat's fields, in field order.
+var statKeys = [...]string{"ctxt", "processes", "intr", "softirq", "procs_running", "procs_blocked"}
+
+// ParseStat reads the text of /proc/stat; lines it does not use are
+// ignored. A used line whose first field is not a decimal count, or that
+// repeats an earlier one, is skipped and counted in the *Skipped it
+// returns; a used line the file lacks is left out of Have. The other
+// fields are kept.
 func ParseStat(b []byte) (Stat, error) {
 	var s Stat
-	want := map[string]*uint64{
-		"ctxt":          &s.ContextSwitches,
-		"processes":     &s.Forks,
-		"intr":          &s.Interrupts,
-		"softirq":       &s.Softirqs,
-		"procs_running": &s.ProcsRunning,
-		"procs_blocked": &s.ProcsBlocked,
-	}
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		key, rest, _ := strings.Cut(sc.Text(), " ")
-		dst, ok := want[key]
-		if !ok {
+	dsts := [...]*uint64{&s.ContextSwitches, &s.Forks, &s.Interrupts, &s.Softirqs, &s.ProcsRunning, &s.ProcsBlocked}
+	var sk *Skipped
+	seen := uint8(0)
+	for lineNo := 1; len(b) > 0; lineNo++ {
+		var line []byte
+		line, b = NextLine(b)
+		key, rest := NextField(line)
+		i := slices.Index(statKeys[:], string(key))
+		if i < 0 || len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
 			continue
 		}
-		if seen[key] {
-			return Stat{}, fmt.Errorf("%w: stat: %s appears twice", ErrMalformed, key)
+		if seen&(1<<i) != 0 {
+			skip(&sk, fmt.Errorf("%w: stat: line %d: %s appears twice", ErrMalformed, lineNo, key))
+			continue
 		}
-		seen[key] = true
-		first, _, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
-		v, err := strconv.ParseUint(first, 10, 64)
-		if err != nil {
-			return Stat{}, fmt.Errorf("%w: stat: %s: %q is not a count", ErrMalformed, key, first)
+		seen |= 1 << i
+		first, _ := NextField(rest)
+		v, ok := ParseUint(first)
+		if !ok {
+			skip(&sk, fmt.Errorf("%w: stat: line %d: %s: %q is not a count", ErrMalformed, lineNo, key, first))
+			continue
 		}
-		*dst = v
+		*dsts[i] = v
+		s.Have |= 1 << i
 	}
-	if err := sc.Err(); err != nil {
-		return Stat{}, fmt.Errorf("%w: stat: %w", ErrMalformed, err)
-	}
-	for _, key := range []string{"ctxt", "processes", "intr", "softirq", "procs_running", "procs_blocked"} {
-		if !seen[key] {
-			return Stat{}, fmt.Errorf("%w: stat: no %s line", ErrMalformed, key)
-		}
-	}
-	return s, nil
+	return s, partial(sk)
 }
 
 var statTable = statsfs.NewTable(
@@ -99,11 +93,15 @@ func newStat(p Paths, src *statsfs.Source) (*Refresher, error) {
 			return err
 		}
 		s, err := ParseStat(buf)
+		for i, v := range []uint64{s.ContextSwitches, s.Forks, s.Interrupts, s.Softirqs, s.ProcsRunning, s.ProcsBlocked} {
+			if s.Have&(1<<i) != 0 {
+				c.Store(i, v)
+			} else {
+				c.SetAbsent(i)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
-		}
-		for i, v := range []uint64{s.ContextSwitches, s.Forks, s.Interrupts, s.Softirqs, s.ProcsRunning, s.ProcsBlocked} {
-			c.Store(i, v)
 		}
 		return nil
 	})

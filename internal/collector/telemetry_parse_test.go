@@ -25,9 +25,10 @@ func TestParseUptime(t *testing.T) {
 		want Uptime
 		err  bool
 	}{
-		{"proc/uptime", Uptime{Up: 627.53, Idle: 1022.07}, false},
-		{"edited/uptime-huge", Uptime{Up: 123456789012.99, Idle: 1500}, false},
-		{"edited/uptime-truncated", Uptime{}, true},
+		{"proc/uptime", Uptime{Up: 627.53, Idle: 1022.07, Have: 3}, false},
+		{"edited/uptime-huge", Uptime{Up: 123456789012.99, Idle: 1500, Have: 3}, false},
+		// The uptime is kept, the idle time absent.
+		{"edited/uptime-truncated", Uptime{Up: 498.41, Have: 1}, true},
 	} {
 		got, err := ParseUptime(telemetryFixture(t, strings.Split(tc.file, "/")...))
 		if (err != nil) != tc.err || got != tc.want {
@@ -43,40 +44,47 @@ func TestParseUptime(t *testing.T) {
 
 func TestParseLoadavg(t *testing.T) {
 	got, err := ParseLoadavg(telemetryFixture(t, "proc", "loadavg"))
-	if want := (Loadavg{1.04, 0.84, 0.39}); err != nil || got != want {
+	if want := (Loadavg{1.04, 0.84, 0.39, 7}); err != nil || got != want {
 		t.Errorf("proc/loadavg: got %+v, %v; want %+v", got, err, want)
 	}
-	if l, err := ParseLoadavg(telemetryFixture(t, "edited", "loadavg-truncated")); err == nil {
-		t.Errorf("truncated loadavg parsed as %+v", l)
+	// What can be read is kept, the rest absent, the line counted.
+	var sk *Skipped
+	if l, err := ParseLoadavg(telemetryFixture(t, "edited", "loadavg-truncated")); !errors.As(err, &sk) || l != (Loadavg{0.75, 0.3, 0, 3}) {
+		t.Errorf("truncated loadavg parsed as %+v, %v", l, err)
 	}
-	if l, err := ParseLoadavg([]byte("1 x 3 1/2 3")); err == nil {
-		t.Errorf("bad loadavg parsed as %+v", l)
+	if l, err := ParseLoadavg([]byte("1 x 3 1/2 3")); !errors.Is(err, ErrMalformed) || l != (Loadavg{1, 0, 3, 5}) {
+		t.Errorf("bad loadavg parsed as %+v, %v", l, err)
 	}
 }
 
 func TestParseStat(t *testing.T) {
 	got, err := ParseStat(telemetryFixture(t, "proc", "stat"))
-	want := Stat{ContextSwitches: 741118, Forks: 12428, Interrupts: 450566, Softirqs: 156671, ProcsRunning: 2}
+	want := Stat{ContextSwitches: 741118, Forks: 12428, Interrupts: 450566, Softirqs: 156671, ProcsRunning: 2, Have: 63}
 	if err != nil || got != want {
 		t.Errorf("proc/stat: got %+v, %v; want %+v", got, err, want)
 	}
 	got, err = ParseStat(telemetryFixture(t, "edited", "stat-huge"))
 	want = Stat{ContextSwitches: 18446744073709551615, Forks: 18446744073709551000,
-		Interrupts: 18446744073709551615, Softirqs: 9223372036854775808, ProcsRunning: 4096, ProcsBlocked: 4095}
+		Interrupts: 18446744073709551615, Softirqs: 9223372036854775808, ProcsRunning: 4096, ProcsBlocked: 4095, Have: 63}
 	if err != nil || got != want {
 		t.Errorf("stat-huge: got %+v, %v; want %+v", got, err, want)
 	}
-	if s, err := ParseStat(telemetryFixture(t, "edited", "stat-truncated")); err == nil || !strings.Contains(err.Error(), "processes") {
-		t.Errorf("stat-truncated: got %+v, %v; want an error naming the missing line", s, err)
+	// Lines the file lacks are absent, not an error.
+	if s, err := ParseStat(telemetryFixture(t, "edited", "stat-truncated")); err != nil || s != (Stat{Interrupts: 260382, ContextSwitches: 460767, Have: 1 | 4}) {
+		t.Errorf("stat-truncated: got %+v, %v; want ctxt and intr only", s, err)
 	}
+	// A bad line is skipped and counted; the others are kept.
 	for _, bad := range []string{
 		"ctxt 18446744073709551616\nprocesses 1\nintr 1\nsoftirq 1\nprocs_running 1\nprocs_blocked 1\n",
-		"ctxt 1\nctxt 2\nprocesses 1\nintr 1\nsoftirq 1\nprocs_running 1\nprocs_blocked 1\n",
 		"ctxt -1\nprocesses 1\nintr 1\nsoftirq 1\nprocs_running 1\nprocs_blocked 1\n",
 	} {
-		if s, err := ParseStat([]byte(bad)); !errors.Is(err, ErrMalformed) {
-			t.Errorf("ParseStat(%q) = %+v, want an error", bad, s)
+		var sk *Skipped
+		if s, err := ParseStat([]byte(bad)); !errors.Is(err, ErrMalformed) || !errors.As(err, &sk) || sk.Lines != 1 || s.Have != 62 || s.Forks != 1 {
+			t.Errorf("ParseStat(%q) = %+v, %v; want ctxt skipped", bad, s, err)
 		}
+	}
+	if s, err := ParseStat([]byte("ctxt 1\nctxt 2\nprocesses 1\n")); !errors.Is(err, ErrMalformed) || s.ContextSwitches != 1 || s.Have != 3 {
+		t.Errorf("a repeated line: %+v, %v; want the first kept", s, err)
 	}
 }
 
@@ -155,6 +163,19 @@ func TestParseInterruptsEdited(t *testing.T) {
 			t.Errorf("ParseInterrupts(%q) = %+v, want an error", bad, got)
 		}
 	}
+	// Bad lines beside good ones: skipped (no name, repeated) or kept
+	// without a count (no counts, overflow); the good lines stay.
+	got, err = ParseInterrupts([]byte("CPU0 CPU1\n 1: 5 6 dev\nno colon\n 2: x\n 1: 7 7\n 3: 18446744073709551615 1\n a b: 1\nLOC: 9 9 timer\n"))
+	var sk *Skipped
+	want = []Line{
+		{Name: "1", PerCPU: []uint64{5, 6}, Total: 11, Desc: "dev"},
+		{Name: "2", Bad: true},
+		{Name: "3", Bad: true},
+		{Name: "LOC", PerCPU: []uint64{9, 9}, Total: 18, Desc: "timer"},
+	}
+	if !errors.As(err, &sk) || sk.Lines != 5 || !reflect.DeepEqual(got.Lines, want) {
+		t.Errorf("bad lines: got %+v, %v", got.Lines, err)
+	}
 }
 
 func TestParseSoftirqs(t *testing.T) {
@@ -186,7 +207,10 @@ func FuzzParseUptime(f *testing.F) {
 	f.Add([]byte("1e3 x"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := ParseUptime(b)
-		if err == nil && (u.Up < 0 || u.Idle < 0) {
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
+		}
+		if u.Up < 0 || u.Idle < 0 || (u.Have&1 == 0 && u.Up != 0) || (u.Have&2 == 0 && u.Idle != 0) {
 			t.Fatalf("negative uptime %+v", u)
 		}
 	})
@@ -196,7 +220,10 @@ func FuzzParseLoadavg(f *testing.F) {
 	f.Add([]byte("1.04 0.84 0.39 2/93 12428\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := ParseLoadavg(b)
-		if err == nil && (l.Load1 < 0 || l.Load5 < 0 || l.Load15 < 0) {
+		if (err == nil) != (l.Have == 7) || (err != nil && !errors.Is(err, ErrMalformed)) {
+			t.Fatalf("%+v with error %v", l, err)
+		}
+		if l.Load1 < 0 || l.Load5 < 0 || l.Load15 < 0 {
 			t.Fatalf("negative load %+v", l)
 		}
 	})
@@ -206,12 +233,24 @@ func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("ctxt 1\nprocesses 2\nintr 3 0 1\nsoftirq 4 1\nprocs_running 5\nprocs_blocked 6\n"))
 	f.Add([]byte("ctxt\nprocesses  2\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = ParseStat(b) // must not panic or hang
+		s, err := ParseStat(b)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
+		}
+		for i, v := range []uint64{s.ContextSwitches, s.Forks, s.Interrupts, s.Softirqs, s.ProcsRunning, s.ProcsBlocked} {
+			if s.Have&(1<<i) == 0 && v != 0 {
+				t.Fatalf("field %d absent but %d", i, v)
+			}
+		}
 	})
 }
 
 func fuzzCPUTable(t *testing.T, tab CPUTable, err error) {
-	if err != nil {
+	var sk *Skipped
+	if err != nil && !errors.As(err, &sk) {
+		if len(tab.Lines) != 0 || !errors.Is(err, ErrMalformed) {
+			t.Fatalf("failed with lines: %+v, %v", tab, err)
+		}
 		return
 	}
 	if tab.CPUs < 1 {
@@ -223,7 +262,10 @@ func fuzzCPUTable(t *testing.T, tab CPUTable, err error) {
 		for _, v := range l.PerCPU {
 			sum += v
 		}
-		if len(l.PerCPU) == 0 || len(l.PerCPU) > tab.CPUs || sum != l.Total || l.Name == "" || seen[l.Name] {
+		if l.Bad && (l.PerCPU != nil || l.Total != 0 || l.Desc != "") {
+			t.Fatalf("a bad line with counts %+v", l)
+		}
+		if (!l.Bad && len(l.PerCPU) == 0) || len(l.PerCPU) > tab.CPUs || sum != l.Total || l.Name == "" || seen[l.Name] {
 			t.Fatalf("bad line %+v of %d CPUs", l, tab.CPUs)
 		}
 		seen[l.Name] = true

@@ -19,21 +19,33 @@ func init() {
 // CPUs.
 type Uptime struct {
 	Up, Idle float64
+	// Have has bit 0 set when Up was read and bit 1 when Idle was; the
+	// others are absent.
+	Have uint8
 }
 
-// ParseUptime reads the text of /proc/uptime.
+// ParseUptime reads the text of /proc/uptime. A field that is missing (a
+// truncated line) or not a number of seconds is left out of Have, and the
+// line is counted in the *Skipped it returns; the other field is kept.
 func ParseUptime(b []byte) (Uptime, error) {
 	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return Uptime{}, fmt.Errorf("%w: uptime: want 2 fields, got %d", ErrMalformed, len(f))
-	}
 	var u Uptime
-	var err error
-	if u.Up, err = parseSeconds(f[0]); err != nil {
-		return Uptime{}, fmt.Errorf("%w: uptime: %v", ErrMalformed, err)
+	var bad []string
+	for i, dst := range []*float64{&u.Up, &u.Idle} {
+		if i >= len(f) {
+			bad = append(bad, fmt.Sprintf("no field %d", i+1))
+			continue
+		}
+		v, err := parseSeconds(f[i])
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		*dst = v
+		u.Have |= 1 << i
 	}
-	if u.Idle, err = parseSeconds(f[1]); err != nil {
-		return Uptime{}, fmt.Errorf("%w: uptime: idle: %v", ErrMalformed, err)
+	if len(bad) > 0 {
+		return u, &Skipped{Lines: 1, First: fmt.Errorf("%w: uptime: %s", ErrMalformed, strings.Join(bad, ", "))}
 	}
 	return u, nil
 }
@@ -68,11 +80,10 @@ func newUptime(p Paths, src *statsfs.Source) (*Refresher, error) {
 			return err
 		}
 		u, err := ParseUptime(buf)
+		storeFloats(c, u.Have, u.Up, u.Idle)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		c.StoreFloat(0, u.Up)
-		c.StoreFloat(1, u.Idle)
 		return nil
 	})
 	return r, src.AddValues(uptimeTable, r.Record(c), 0)

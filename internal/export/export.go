@@ -56,6 +56,7 @@ type Collector struct {
 	opts Options
 
 	durationDesc, successDesc, buildDesc *prometheus.Desc
+	skippedDesc                          *prometheus.Desc
 	pidsDroppedDesc, seriesDroppedDesc   *prometheus.Desc
 	build                                prometheus.Metric
 
@@ -144,6 +145,8 @@ func New(root *statsfs.Source, opts Options) *Collector {
 			"How long the collector's last read of its kernel files took.", []string{"collector"}, nil),
 		successDesc: prometheus.NewDesc(ns+"_scrape_collector_success",
 			"Whether the collector's last read succeeded (1) or failed (0).", []string{"collector"}, nil),
+		skippedDesc: prometheus.NewDesc(ns+"_scrape_collector_skipped_lines_total",
+			"Lines of its kernel files the collector could not parse and skipped (their values are absent), since the daemon started.", []string{"collector"}, nil),
 		buildDesc: prometheus.NewDesc(ns+"_build_info",
 			"kstat's version, commit and Go version; the value is always 1.", []string{"version", "commit", "goversion"}, nil),
 		pidsDroppedDesc: prometheus.NewDesc(ns+"_exporter_pids_dropped",
@@ -159,7 +162,7 @@ func New(root *statsfs.Source, opts Options) *Collector {
 	}
 	// The tree's values never take the names of the extras.
 	c.reserved = map[string]bool{}
-	for _, n := range []string{"_scrape_collector_duration_seconds", "_scrape_collector_success", "_build_info", "_exporter_pids_dropped", "_exporter_series_dropped"} {
+	for _, n := range []string{"_scrape_collector_duration_seconds", "_scrape_collector_success", "_scrape_collector_skipped_lines_total", "_build_info", "_exporter_pids_dropped", "_exporter_series_dropped"} {
 		c.reserved[ns+n] = true
 	}
 	c.build = prometheus.MustNewConstMetric(c.buildDesc, prometheus.GaugeValue, 1,
@@ -209,7 +212,8 @@ func (c *Collector) extras(pidsDropped, duplicates int) []prometheus.Metric {
 			}
 			out = append(out,
 				prometheus.MustNewConstMetric(c.durationDesc, prometheus.GaugeValue, st.Duration.Seconds(), st.Name),
-				prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, ok, st.Name))
+				prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, ok, st.Name),
+				prometheus.MustNewConstMetric(c.skippedDesc, prometheus.CounterValue, float64(st.SkippedLines), st.Name))
 		}
 	}
 	return append(out, c.build,

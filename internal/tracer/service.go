@@ -47,7 +47,7 @@ func NewService(src *statsfs.Source, opts Options) (*Service, error) {
 	s := &Service{opts: opts, src: src, sortBy: DefaultSort, every: opts.StackEvery,
 		sample: max(opts.SampleEvery, 1), fnErr: errDisabled}
 	s.refresh = collector.NewRefresher("tracer", s.read)
-	v, err := newView(src, s.refresh.Record)
+	v, err := newView(src, func(c *statsfs.Counters) statsfs.Record { return s.refresh.Record(c) })
 	if err != nil {
 		return nil, err
 	}
