@@ -67,6 +67,33 @@ func (p *tmuxPane) waitFor(what string, ok func([]string) bool) []string {
 	return nil
 }
 
+// sortBy presses < until the status line says the table is sorted by
+// column, and returns that screen.
+func (p *tmuxPane) sortBy(column string) []string {
+	p.t.Helper()
+	sorted := func(s []string) bool { return strings.Contains(s[0]+"  ", "sort "+column+"  ") }
+	s := p.screen()
+	for range 40 {
+		if sorted(s) {
+			return s
+		}
+		before := s[0]
+		p.keys("<")
+		s = p.waitFor("a new sort column", func(s []string) bool { return sortOf(s[0]) != sortOf(before) })
+	}
+	p.t.Fatalf("no sort column %s:\n%s", column, strings.Join(s, "\n"))
+	return nil
+}
+
+// sortOf is the sort column named on a status line.
+func sortOf(status string) string {
+	f := strings.Fields(status[strings.Index(status, " sort ")+1:])
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
+}
+
 // tableRows are the screen's table rows as fields, keyed by pid: the
 // lines between the header and the footer.
 func tableRows(screen []string) (header []string, rows [][]string) {
@@ -166,14 +193,12 @@ func TestTraceTopTmux(t *testing.T) {
 	if !strings.Contains(s[0], "counts since start") || !strings.Contains(s[0], `filter "kstw"`) {
 		t.Errorf("status line %q", s[0])
 	}
-	// Sort by forks (four columns left of kmalloc): a first; by pid: b first.
-	p.keys("<", "<", "<", "<")
-	s = p.waitFor("sort forks", func(s []string) bool { return strings.Contains(s[0], "sort forks") })
+	// Sort by forks: a first; by pid: b first.
+	s = p.sortBy("forks")
 	if _, rows := tableRows(s); len(rows) != 2 || rows[0][0] != pidA {
 		t.Errorf("by forks, want %s first:\n%s", pidA, strings.Join(s, "\n"))
 	}
-	p.keys("<", "<", "<")
-	s = p.waitFor("sort pid", func(s []string) bool { return strings.Contains(s[0], "sort pid") })
+	s = p.sortBy("pid")
 	if _, rows := tableRows(s); len(rows) != 2 || rows[0][0] != pidB {
 		t.Errorf("by pid, want %s first:\n%s", pidB, strings.Join(s, "\n"))
 	}

@@ -294,3 +294,32 @@ func TestModelKeys(t *testing.T) {
 		t.Error("q does not quit")
 	}
 }
+
+// p pauses: samples that arrive while paused do not change the table;
+// the first one after p again does, its rates over the whole pause.
+func TestModelPause(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var m tea.Model = New(&fakeSource{}, Options{Start: t0, Interval: time.Second})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 100, Height: 10})
+	feed := func(at time.Duration, forks uint64) {
+		m, _ = m.Update(sampleMsg{s: sample(t0.Add(at), tracer.Proc{Pid: 7, Comm: "w", Forks: forks})})
+	}
+	forks := func() (string, float64) {
+		f := m.(Model).Frame()
+		return f.Cell(column(t, "forks"), &f.Rows[0], 8), f.Seconds
+	}
+	feed(time.Second, 4)
+	if got, _ := forks(); got != "4" {
+		t.Fatalf("forks/s %q, want 4", got)
+	}
+	m = press(m, "p")
+	feed(2*time.Second, 100)
+	if got, _ := forks(); got != "4" || !strings.HasPrefix(m.View().Content, "PAUSED") {
+		t.Errorf("paused: forks/s %q, view %q", got, m.View().Content[:20])
+	}
+	m = press(m, "p")
+	feed(5*time.Second, 12)
+	if got, secs := forks(); got != "2" || secs != 4 {
+		t.Errorf("after the pause: forks/s %q over %vs, want 2 over 4s", got, secs)
+	}
+}
