@@ -30,7 +30,7 @@ var chartDefs = []chartDef{
 	{id: "softirq", title: "Softirqs, by vector", unit: "/s", match: func(k string) bool { return strings.HasPrefix(k, "softirq/") }},
 	{id: "tracer", title: "Kernel memory allocated, top processes (tracer)", unit: "bytes/s", match: func(k string) bool {
 		rest, ok := strings.CutPrefix(k, "tracer/")
-		return ok && rest != "all" && !strings.Contains(rest, "/")
+		return ok && !strings.Contains(rest, "/")
 	}},
 }
 
@@ -41,18 +41,37 @@ func netMatch(field string) func(string) bool {
 	}
 }
 
+// totals are the window's sums per key, kept as samples come and go so
+// that choosing the charts' series does not add up the window each time.
+type totals struct {
+	sum      map[string]float64 // for the order of the busiest
+	n        map[string]int     // samples with the key
+	positive map[string]int     // samples where it is above 0
+}
+
+// add adds a sample's values (sign 1) or takes them away (sign -1).
+func (w *totals) add(s Sample, sign int) {
+	for k, v := range s.Values {
+		w.n[k] += sign
+		if v > 0 {
+			w.positive[k] += sign
+		}
+		w.sum[k] += float64(sign) * v
+		if w.n[k] == 0 {
+			delete(w.n, k)
+			delete(w.positive, k)
+			delete(w.sum, k)
+		}
+	}
+}
+
 // charts chooses every chart's series from the window: the fixed series
 // any sample has, or the opts.Top keys with the largest sum over the
 // window, leaving out those at 0 all along. Callers hold r.mu.
 func (r *Recorder) charts() []Chart {
-	sums := map[string]float64{}
-	for _, s := range r.samples {
-		for k, v := range s.Values {
-			sums[k] += v
-		}
-	}
+	w := &r.window
 	for k := range r.labels {
-		if _, ok := sums[k]; !ok {
+		if _, ok := w.n[k]; !ok {
 			delete(r.labels, k) // a device, line or process gone from the window
 		}
 	}
@@ -61,19 +80,19 @@ func (r *Recorder) charts() []Chart {
 		c := Chart{ID: d.id, Title: d.title, Unit: d.unit, Series: []Series{}}
 		if d.fixed != nil {
 			for _, s := range d.fixed {
-				if _, ok := sums[s.Key]; ok {
+				if _, ok := w.n[s.Key]; ok {
 					c.Series = append(c.Series, s)
 				}
 			}
 		} else {
 			var keys []string
-			for k, sum := range sums {
-				if sum > 0 && d.match(k) {
+			for k, n := range w.positive {
+				if n > 0 && d.match(k) {
 					keys = append(keys, k)
 				}
 			}
 			slices.SortFunc(keys, func(a, b string) int {
-				if c := cmp.Compare(sums[b], sums[a]); c != 0 {
+				if c := cmp.Compare(w.sum[b], w.sum[a]); c != 0 {
 					return c
 				}
 				return strings.Compare(a, b)

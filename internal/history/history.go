@@ -103,6 +103,7 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	samples []Sample          // oldest first, within the window
+	window  totals            // of samples
 	labels  map[string]string // legends of keys: device names, IRQ descriptions, comms
 	last    Update
 	subs    map[chan Update]struct{}
@@ -122,11 +123,9 @@ func New(root *statsfs.Source, opts Options) *Recorder {
 	if opts.Top <= 0 {
 		opts.Top = DefaultTop
 	}
-	return &Recorder{root: root, opts: opts, labels: map[string]string{}, subs: map[chan Update]struct{}{}}
+	return &Recorder{root: root, opts: opts, labels: map[string]string{}, subs: map[chan Update]struct{}{},
+		window: totals{sum: map[string]float64{}, n: map[string]int{}, positive: map[string]int{}}}
 }
-
-// Options are the recorder's options, defaults filled in.
-func (r *Recorder) Options() Options { return r.opts }
 
 // Run takes a sample at once and then every step until ctx ends.
 func (r *Recorder) Run(ctx context.Context) {
@@ -172,9 +171,11 @@ func (r *Recorder) Record(now time.Time) Update {
 	maps.Copy(r.labels, s.labels)
 	sample := Sample{Time: t, Values: s.vals}
 	r.samples = append(r.samples, sample)
+	r.window.add(sample, 1)
 	cut := t - r.opts.Window.Milliseconds()
 	i := 0
 	for i < len(r.samples) && r.samples[i].Time < cut {
+		r.window.add(r.samples[i], -1)
 		i++
 	}
 	if i > 0 {
@@ -385,11 +386,10 @@ func (s *sampler) tracer() {
 	if tr == nil {
 		return
 	}
-	s.counter("tracer/all", tr, "allocated_bytes")
-
 	// A process the tracer did not show at the last sample while it ran
 	// counted from zero since then.
-	_, traced := s.prev["tracer/all"]
+	_, traced := s.prev["tracer"]
+	s.cur["tracer"] = reading{} // the tracer ran at this sample
 	var procs []Proc
 	for _, p := range children(tr) {
 		s.traced++

@@ -310,7 +310,8 @@ function renderNet(status, sample) {
 function renderSlab(status) {
   const caches = status.lists["mm/slabinfo"] || [];
   const n = val(status, "mm/slabinfo", "caches");
-  setText("slab-note", Number.isFinite(n) ? `(largest of ${fmtCount(n)} caches, ${fmtBytes(val(status, "mm/slabinfo", "total_bytes"))} in all)` : "");
+  setText("slab-note", Number.isFinite(n) ? `(largest of ${fmtCount(n)} caches, ${fmtBytes(val(status, "mm/slabinfo", "total_bytes"))} in all)`
+    : "(the slabinfo collector is off: kstat serve --collector.slabinfo turns it on)");
   rows("slab-rows", caches, 5, (row, c) => {
     const v = c.values;
     [c.name, fmtCount(v.active_objects), fmtCount(v.objects), fmtBytes(v.object_size), fmtBytes(v.total_bytes)]
