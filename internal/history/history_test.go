@@ -299,3 +299,35 @@ func TestSubscribe(t *testing.T) {
 		t.Errorf("the slow subscriber got %d updates before its channel closed, want %d", n, cap(slow))
 	}
 }
+
+// TestWindowForgets: a series whose activity left the window leaves its
+// chart, and its legend goes.
+func TestWindowForgets(t *testing.T) {
+	tr := newTree(t)
+	r := New(tr.root, Options{Window: 2 * time.Second})
+	r.Record(t0)
+	tr.dev["wlan0"].Add(2, 500) // tx once
+	r.Record(t0.Add(time.Second))
+	series := func() []Series {
+		for _, c := range r.History().Update.Charts {
+			if c.ID == "net-tx" {
+				return c.Series
+			}
+		}
+		return nil
+	}
+	if got := series(); !slices.Equal(got, []Series{{"net/wlan0/tx_bytes", "wlan0"}}) {
+		t.Fatalf("net-tx %v, want wlan0", got)
+	}
+	for i := 2; i <= 5; i++ {
+		r.Record(t0.Add(time.Duration(i) * time.Second))
+	}
+	if got := series(); len(got) != 0 {
+		t.Errorf("net-tx %v after wlan0's burst left the window, want none", got)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w := r.window; w.n["net/wlan0/tx_bytes"] != 3 || w.positive["net/wlan0/tx_bytes"] != 0 || w.sum["net/wlan0/tx_bytes"] != 0 {
+		t.Errorf("window totals of wlan0: n %d positive %d sum %v", w.n["net/wlan0/tx_bytes"], w.positive["net/wlan0/tx_bytes"], w.sum["net/wlan0/tx_bytes"])
+	}
+}
