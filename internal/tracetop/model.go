@@ -234,6 +234,11 @@ func nextColumn(name string, step int) string {
 
 // rebuild makes the frame and the table from the samples and settings.
 func (m *Model) rebuild() {
+	// A process the user moved the cursor to stays under it as rows move.
+	var follow uint32
+	if c := m.table.Cursor(); c > 0 && c < len(m.frame.Rows) {
+		follow = m.frame.Rows[c].Total.Pid
+	}
 	if !m.cur.Time.IsZero() {
 		m.frame = Build(m.prev, m.cur, m.opts.Start, m.settings)
 	} else {
@@ -261,6 +266,11 @@ func (m *Model) rebuild() {
 	m.table.SetRows(rows)
 	m.table.SetWidth(m.width)
 	m.table.SetHeight(max(m.height-2, 2)) // the status line and the footer
+	for i := range m.frame.Rows {
+		if follow != 0 && m.frame.Rows[i].Total.Pid == follow {
+			m.table.SetCursor(i)
+		}
+	}
 	m.help.SetWidth(m.width)
 	m.input.SetWidth(max(m.width-ansi.StringWidth(m.input.Prompt)-1, 1))
 }

@@ -323,3 +323,20 @@ func TestModelPause(t *testing.T) {
 		t.Errorf("after the pause: forks/s %q over %vs, want 2 over 4s", got, secs)
 	}
 }
+
+// A process the cursor was moved to stays under it when the order changes.
+func TestModelCursorFollowsProcess(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var m tea.Model = New(&fakeSource{}, Options{Start: t0, Interval: time.Second, Settings: Settings{Sort: "forks"}})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 100, Height: 10})
+	m, _ = m.Update(sampleMsg{s: sample(t0.Add(time.Second), tracer.Proc{Pid: 1, Forks: 9}, tracer.Proc{Pid: 2, Forks: 5}, tracer.Proc{Pid: 3, Forks: 1})})
+	m, _ = m.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	if c := m.(Model).table.Cursor(); c != 1 {
+		t.Fatalf("cursor %d after down", c)
+	}
+	// pid 2 drops to the bottom: the cursor goes with it.
+	m, _ = m.Update(sampleMsg{s: sample(t0.Add(2*time.Second), tracer.Proc{Pid: 1, Forks: 19}, tracer.Proc{Pid: 2, Forks: 5}, tracer.Proc{Pid: 3, Forks: 8})})
+	if c := m.(Model).table.Cursor(); c != 2 {
+		t.Errorf("cursor on row %d, want 2 where pid 2 went", c)
+	}
+}
