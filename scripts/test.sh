@@ -2,7 +2,8 @@
 # Runs kstat's whole test suite, after installing from Debian what the tests
 # use (nftables for independent packet counts, iproute2 for network
 # namespaces, chromium for the dashboard's browser test, tmux for kstat trace's
-# terminal test, systemd for systemd-analyze verify of deploy/systemd). Extra arguments
+# terminal test, systemd for systemd-analyze verify of deploy/systemd, prometheus
+# for promtool and a real server scraping the daemon). Extra arguments
 # go to "go test" (default: -race ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v chromium >/dev/null || need+=(chromium)
 command -v tmux >/dev/null || need+=(tmux)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v promtool >/dev/null || need+=(prometheus) # promtool and the server the metrics tests scrape with
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]} from Debian" >&2

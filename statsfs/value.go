@@ -129,6 +129,10 @@ type Value struct {
 	// Show, when set, gives the text of a value (an enum name, say)
 	// instead of the decimal number.
 	Show func(Reading) string
+	// Info marks a property of its source (a description, a parent's
+	// pid) rather than a quantity: exporters put its text in a label of
+	// the source's info series instead of making it a series of its own.
+	Info bool
 }
 
 // Mode is the value's file mode: 0644 for a clearable cumulative value,

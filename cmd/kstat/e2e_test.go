@@ -26,7 +26,7 @@ var volatile = []string{
 	"kstat_self_",
 	"kstat_scrape_collector_duration_seconds",
 	"kstat_build_info",
-	"kstat_kstat_", "kstat_tracer_",
+	"kstat_netout_", "kstat_tracer_",
 }
 
 // stable keeps the lines of an exposition whose metric is not volatile.

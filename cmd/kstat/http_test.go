@@ -470,7 +470,7 @@ func TestHTTPPidBudget(t *testing.T) {
 	}
 	// The kept pids' fork counts are the forks each helper made.
 	for _, h := range helpers {
-		if v, ok := series(mfs, "kstat_tracer_forks_total", "pid="+h.pid); got[h.pid] && (!ok || v != float64(h.forks)) {
+		if v, ok := seriesWith(mfs, "kstat_tracer_forks_total", "pid="+h.pid); got[h.pid] && (!ok || v != float64(h.forks)) {
 			t.Errorf("kstat_tracer_forks_total{pid=%s} = %v, the helper forked %d times", h.pid, v, h.forks)
 		}
 	}

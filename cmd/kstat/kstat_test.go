@@ -487,11 +487,11 @@ func TestKstatHTTP(t *testing.T) {
 	}
 	_, metrics := httpDo(t, http.MethodGet, base+"/metrics", "")
 	for name, want := range map[string]uint64{
-		"kstat_kstat_nout_packets_total":     got["nout"],
-		"kstat_kstat_ipv6_tcp_packets_total": got["ipv6/tcp_packets"],
-		"kstat_kstat_ipv4_tcp_bytes_total":   got["ipv4/tcp_bytes"],
+		"kstat_netout_nout_packets_total":               got["nout"],
+		`kstat_netout_tcp_packets_total{family="ipv6"}`: got["ipv6/tcp_packets"],
+		`kstat_netout_tcp_bytes_total{family="ipv4"}`:   got["ipv4/tcp_bytes"],
 	} {
-		m := regexp.MustCompile(`(?m)^` + name + `(\{[^}]*\})? (\S+)$`).FindStringSubmatch(metrics)
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `() (\S+)$`).FindStringSubmatch(metrics)
 		if m == nil {
 			t.Errorf("/metrics has no %s", name)
 			continue

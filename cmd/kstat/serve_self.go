@@ -24,10 +24,11 @@ const (
 	selfReads
 	selfWrites
 	selfRefused
+	selfStart
 )
 
 var selfTable = statsfs.NewTable(
-	statsfs.Value{Name: "uptime_seconds", Help: "Seconds since the daemon started", Type: statsfs.F64, Unit: "seconds", ReadOnly: true},
+	statsfs.Value{Name: "uptime_seconds", Help: "Seconds since the daemon started", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating},
 	statsfs.Value{Name: "goroutines", Help: "Goroutines the daemon runs", Type: statsfs.U64, Flag: statsfs.Floating},
 	statsfs.Value{Name: "heap_bytes", Help: "Bytes of live and not yet swept heap objects", Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
 	statsfs.Value{Name: "open_fds", Help: "File descriptors the daemon has open", Type: statsfs.U64, Flag: statsfs.Floating},
@@ -38,6 +39,7 @@ var selfTable = statsfs.NewTable(
 	statsfs.Value{Name: "fuse_reads", Help: "Read requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
 	statsfs.Value{Name: "fuse_writes", Help: "Write requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
 	statsfs.Value{Name: "fuse_refused", Help: "Opens and writes the statistics mount refused (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: "start_time_seconds", Help: "When the daemon started, in seconds since the Unix epoch", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating},
 )
 
 func init() {
@@ -90,6 +92,8 @@ func (r *selfRecord) Load(i int) uint64 {
 		return uint64(len(fds) - 1) // less the one ReadDir had open
 	case selfGC:
 		return runtimeMetric("/gc/cycles/total:gc-cycles")
+	case selfStart:
+		return statsfs.FloatBits(float64(r.start.UnixNano()) / 1e9)
 	}
 	if c := r.counter(i); c != nil {
 		return c.Load()

@@ -356,6 +356,7 @@ func buildSlab(root *statsfs.Source, reg *collector.Registry) (*SlabSummary, str
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
+	s.Top = s.Top[:min(len(s.Top), collector.SlabinfoTop)]
 	return s, ""
 }
 

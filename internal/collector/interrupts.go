@@ -258,8 +258,8 @@ func (l *Lines) addLine(name string) *lineSource {
 	if l.desc {
 		// An info value: it reads 1 and shows the line's description.
 		irqInfo := statsfs.NewTable(statsfs.Value{
-			Name: "description", Type: statsfs.U64, Flag: statsfs.Floating,
-			Help: "The line's chip, hardware IRQ and device names from /proc/interrupts (the value is 1).",
+			Name: "description", Type: statsfs.U64, Flag: statsfs.Floating, Info: true,
+			Help: "The line's chip, hardware IRQ and device names from /proc/interrupts.",
 			Show: func(statsfs.Reading) string { return ls.desc.Load() + "\n" },
 		})
 		_ = ls.src.AddValues(irqInfo, statsfs.RecordFunc(func(int) uint64 { return 1 }), 0)

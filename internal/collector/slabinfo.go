@@ -28,7 +28,8 @@ func init() {
 // the 50 ms cache of the other files.
 const SlabinfoMaxAge = 2 * time.Second
 
-// SlabinfoTop is how many caches, the largest by total bytes, get a source.
+// SlabinfoTop is how many caches, the largest by total bytes, reports
+// list; every cache has a source.
 const SlabinfoTop = 10
 
 const slabinfoNote = " (/proc/slabinfo, refreshed at most every 2 s: it is slow to read)"
@@ -40,8 +41,7 @@ var SlabinfoTable = statsfs.NewTable(
 	statsfs.Value{Name: "total_bytes", Help: "Memory of the slabs of all caches" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
 )
 
-// SlabCacheTable is the table of mm/slabinfo/<cache>/, one of the
-// SlabinfoTop largest caches.
+// SlabCacheTable is the table of mm/slabinfo/<cache>/, one per cache.
 var SlabCacheTable = statsfs.NewTable(
 	statsfs.Value{Name: "active_objects", Help: "Objects of the cache in use" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
 	statsfs.Value{Name: "objects", Help: "Objects the cache's slabs hold, used or not" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
@@ -132,7 +132,7 @@ type slabDev struct {
 }
 
 // Slabinfo is the "slabinfo" collector: p.Proc/slabinfo into mm/slabinfo/ (totals) and
-// mm/slabinfo/<cache>/ for the SlabinfoTop largest caches. The file is
+// mm/slabinfo/<cache>/ for every cache. The file is
 // readable by root only; mm/slabinfo/ stays hidden until a read succeeds.
 type Slabinfo struct {
 	*Refresher
@@ -195,7 +195,7 @@ func (s *Slabinfo) read() error {
 		}
 	}
 	s.pass++
-	for _, c := range caches[:min(len(caches), SlabinfoTop)] {
+	for _, c := range caches {
 		d := s.caches[c.name]
 		if d == nil {
 			d = &slabDev{src: statsfs.NewInstance("cache", c.name), cells: statsfs.NewCounters(SlabCacheTable)}

@@ -43,9 +43,9 @@ func TestNames(t *testing.T) {
 		{statsfs.Value{Name: "rx", Unit: "bytes"}, false, "kstat_x_rx_bytes_total"},
 		{statsfs.Value{Name: "wait", Unit: "seconds", Flag: statsfs.Floating}, false, "kstat_x_wait_seconds"},
 		{statsfs.Value{Name: "events_total"}, false, "kstat_x_events_total"},
-		{statsfs.Value{Name: "rx", Unit: "bytes", Aggr: statsfs.Sum}, true, "kstat_x_sum_rx_bytes_total"},
-		{statsfs.Value{Name: "rx", Unit: "bytes", Aggr: statsfs.Avg}, true, "kstat_x_avg_rx_bytes"},
-		{statsfs.Value{Name: "rx", Unit: "bytes", Aggr: statsfs.Min, Flag: statsfs.Floating}, true, "kstat_x_min_rx_bytes"},
+		{statsfs.Value{Name: "rx", Unit: "bytes", Aggr: statsfs.Sum}, true, "kstat_x_all_rx_bytes_total"},
+		{statsfs.Value{Name: "rx", Unit: "bytes", Aggr: statsfs.Avg}, true, "kstat_x_all_rx_bytes"},
+		{statsfs.Value{Name: "rx", Unit: "bytes", Aggr: statsfs.Min, Flag: statsfs.Floating}, true, "kstat_x_all_rx_bytes"},
 	} {
 		got := metricName("kstat_x", &tc.v, tc.aggregate, isCounter(&tc.v, tc.aggregate))
 		if got != tc.want {

@@ -46,7 +46,18 @@ type Options struct {
 	PidLabel string
 	// Version and Commit label kstat_build_info.
 	Version, Commit string
+	// SeriesLabels name controls of instance sources whose text labels
+	// every series of the source (bounded to MaxLabelLen bytes); nil:
+	// DefaultSeriesLabels.
+	SeriesLabels []string
 }
+
+// DefaultSeriesLabels labels per-process series with the command name.
+var DefaultSeriesLabels = []string{"comm"}
+
+// componentNames rename a top-level directory in metric names: KSTAT's
+// kstat/ would otherwise give kstat_kstat_….
+var componentNames = map[string]string{"kstat": "netout"}
 
 // Collector is a prometheus.Collector over a statsfs tree. It is unchecked
 // (Describe sends nothing) because the tree's shape changes at run time.
@@ -84,6 +95,14 @@ type sourceEntry struct {
 	pid         string // value of the budget label, if hasPid
 	hasPid      bool
 	values      []valueEntry
+	// The controls of Options.SeriesLabels the source has: their labels
+	// are the last ones of labelNames.
+	controlLabels []string
+	// The source's info series (nil without Info values): its labels
+	// are labelNames then one per Info value; infoBuilt is the values
+	// its label pairs were last built with.
+	info                             *valueEntry
+	infoNames, infoValues, infoBuilt []string
 }
 
 // valueEntry is one value of a source as exported.
@@ -92,6 +111,7 @@ type valueEntry struct {
 	aggregate bool
 	fam       *family
 	conflict  bool // the family has the other metric type: dropped
+	infoIndex int  // for an Info value, its label's index in infoNames
 	// The series' label pairs (sorted, shared by every scrape) and the
 	// hash of its name and label values, for the family labels in
 	// pairsFor; rebuilt when the family's label set changes.
@@ -108,9 +128,12 @@ type family struct {
 	name    string
 	help    string
 	counter bool
-	labels  []string // union of label names seen this scrape
-	desc    *prometheus.Desc
-	descFor []string // the labels desc was made with
+	// helpOfInstance: help is that of an instance's value; a total's
+	// help (which the family does not export) gives way to it.
+	helpOfInstance bool
+	labels         []string // union of label names seen this scrape
+	desc           *prometheus.Desc
+	descFor        []string // the labels desc was made with
 }
 
 // frame is a source on the walk's chain: its path and name prefix.
@@ -121,6 +144,7 @@ type series struct {
 	entry *sourceEntry
 	ve    *valueEntry
 	value float64
+	info  bool // the source's info series
 }
 
 type pidScore struct {
@@ -136,6 +160,9 @@ func New(root *statsfs.Source, opts Options) *Collector {
 	}
 	if opts.PidLabel == "" {
 		opts.PidLabel = "pid"
+	}
+	if opts.SeriesLabels == nil {
+		opts.SeriesLabels = DefaultSeriesLabels
 	}
 	ns := opts.Namespace
 	c := &Collector{

@@ -29,7 +29,7 @@ var (
 		statsfs.Value{Name: "up", Help: "Device is up.", Type: statsfs.Bool, Flag: statsfs.Floating, Aggr: statsfs.CountZero},
 	)
 	pidTable = statsfs.NewTable(
-		statsfs.Value{Name: "kmalloc_calls", Help: "kmalloc calls.", Type: statsfs.U64, Unit: "calls"},
+		statsfs.Value{Name: "kmalloc_calls", Help: "kmalloc calls.", Type: statsfs.U64, Unit: "calls", Aggr: statsfs.Sum},
 		statsfs.Value{Name: "temp", Help: "A signed gauge.", Type: statsfs.S32, Flag: statsfs.Floating},
 	)
 )
@@ -71,6 +71,7 @@ func tree(t testing.TB, pids ...uint64) (*statsfs.Source, map[string]*statsfs.Co
 	root.AddSubordinate(net)
 
 	tr := statsfs.NewSource("tracer")
+	must(tr.AddValues(pidTable, nil, 0))
 	for _, p := range pids {
 		s := statsfs.NewInstance("pid", fmt.Sprint(p))
 		c := statsfs.NewCounters(pidTable)
@@ -107,18 +108,12 @@ kstat_net_dev_rx_packets_total{device="lo"} 20
 # TYPE kstat_net_dev_up gauge
 kstat_net_dev_up{device="eth0"} 0
 kstat_net_dev_up{device="lo"} 1
-# HELP kstat_net_dev_sum_rx_bytes_total sum over the subtree: Bytes received.
-# TYPE kstat_net_dev_sum_rx_bytes_total counter
-kstat_net_dev_sum_rx_bytes_total 3000
-# HELP kstat_net_dev_max_rx_packets max over the subtree: Packets received.
-# TYPE kstat_net_dev_max_rx_packets gauge
-kstat_net_dev_max_rx_packets 20
-# HELP kstat_net_dev_count_zero_up count_zero over the subtree: Device is up.
-# TYPE kstat_net_dev_count_zero_up gauge
-kstat_net_dev_count_zero_up 1
 # HELP kstat_tracer_kmalloc_calls_total kmalloc calls.
 # TYPE kstat_tracer_kmalloc_calls_total counter
 kstat_tracer_kmalloc_calls_total{pid="7"} 700
+# HELP kstat_tracer_all_kmalloc_calls_total kmalloc calls, summed over every pid (those over the budget too).
+# TYPE kstat_tracer_all_kmalloc_calls_total counter
+kstat_tracer_all_kmalloc_calls_total 700
 # HELP kstat_tracer_temp A signed gauge.
 # TYPE kstat_tracer_temp gauge
 kstat_tracer_temp{pid="7"} -3
@@ -130,14 +125,15 @@ kstat_exporter_pids_dropped 0
 		"kstat_memory_total_bytes", "kstat_memory_mem_free_bytes",
 		"kstat_net_dev_rx_bytes_total", "kstat_net_dev_rx_packets_total", "kstat_net_dev_up",
 		"kstat_net_dev_sum_rx_bytes_total", "kstat_net_dev_max_rx_packets", "kstat_net_dev_count_zero_up",
+		"kstat_net_dev_all_rx_bytes_total", "kstat_tracer_all_kmalloc_calls_total",
 		"kstat_tracer_kmalloc_calls_total", "kstat_tracer_temp", "kstat_exporter_pids_dropped",
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
 	// Every family is there, nothing else of the tree.
-	if n := testutil.CollectAndCount(c); n != 13+1+2+1 {
-		t.Errorf("collected %d metrics, want 17 (13 tree series, build info, 2 drop counts, pids dropped)", n)
+	if n := testutil.CollectAndCount(c); n != 11+1+2+1 {
+		t.Errorf("collected %d metrics, want 15 (11 tree series, build info, 2 drop counts, pids dropped)", n)
 	}
 	lint(t, c)
 }

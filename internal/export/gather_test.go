@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -36,7 +37,7 @@ func TestGatherMatchesRegistry(t *testing.T) {
 	add(t, root, statsfs.NewSource("io_q"), oneTable, 2)
 	add(t, root, statsfs.NewSource("io-q"), totalGauge, 3)
 	reg := &collector.Registry{}
-	st := collector.NewRefresher("meminfo", func() error { return nil })
+	st := collector.NewRefresherMaxAge("meminfo", time.Hour, func() error { return nil }) // one read: both scrapes see its duration
 	_ = st.Refresh()
 	reg.Add(st)
 

@@ -3,6 +3,7 @@ package export
 import (
 	"cmp"
 	"hash/maphash"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,8 +44,11 @@ func (c *Collector) scrape() (kept []series, counters, pidsDropped, duplicates i
 		if s.entry.hasPid && !c.activity[c.pidIndex[s.entry.pid]].keep {
 			continue
 		}
-		if !c.prepare(s) {
+		switch c.prepare(s) {
+		case duplicate:
 			duplicates++
+			continue
+		case partial:
 			continue
 		}
 		kept = append(kept, s)
@@ -86,8 +90,13 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 	if !e.matches(refs) {
 		// A new slice: series of this scrape may point into the old one.
 		e.values = make([]valueEntry, 0, len(refs))
+		e.info, e.infoNames, e.infoValues, e.infoBuilt = nil, nil, nil, nil
 		for _, r := range refs {
-			e.values = append(e.values, c.newValue(e, r.Value(), r.Aggregate()))
+			ve := c.newValue(e, r.Value(), r.Aggregate())
+			if r.Value().Info {
+				c.addInfo(e, &ve, r.Value())
+			}
+			e.values = append(e.values, ve)
 		}
 	}
 	pid := -1
@@ -100,6 +109,8 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 		}
 		pid = i
 	}
+	c.seriesLabels(e, src)
+	hasInfo, pidsBelow, pidsKnown := false, false, false
 	for i, r := range refs {
 		ve := &e.values[i]
 		ve.fam.used = c.gen
@@ -110,23 +121,98 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 			c.conflicts++
 			continue
 		}
+		if ve.aggregate {
+			if ve.v.Aggr == statsfs.None {
+				continue
+			}
+			// PromQL sums, averages and takes extremes of the instance
+			// series itself; only aggregates over pids, some of which
+			// the budget leaves out, say something it cannot compute.
+			if !pidsKnown {
+				pidsBelow, pidsKnown = c.hasPidChildren(src), true
+			}
+			if !pidsBelow {
+				continue
+			}
+		}
 		rd := r.Read()
 		if rd.Absent {
 			continue // a value the kernel lacks has no series
 		}
-		if ve.fam.gen != c.gen {
-			// First time this family is seen in this scrape: its
-			// label set starts from this source's.
-			ve.fam.gen = c.gen
-			ve.fam.labels = append(ve.fam.labels[:0], e.labelNames...)
-		} else {
-			ve.fam.labels = union(ve.fam.labels, e.labelNames)
+		if ve.v.Info {
+			e.infoValues[ve.infoIndex] = labelValue(strings.TrimSpace(ve.v.Text(rd)))
+			hasInfo = true
+			continue
 		}
 		val := rd.Float64()
+		if math.IsInf(val, 0) || math.IsNaN(val) {
+			continue // no observation yet (a maximum over nothing)
+		}
+		c.addLabels(ve.fam, e.labelNames)
+		if len(e.labelNames) > 0 && !ve.fam.helpOfInstance {
+			ve.fam.help = help(ve.fam.name, ve.v, ve.aggregate, labelName(c.opts.PidLabel))
+			ve.fam.helpOfInstance, ve.fam.desc = true, nil
+		}
 		if pid >= 0 && ve.fam.counter && !ve.aggregate {
 			c.activity[pid].activity += val
 		}
 		c.series = append(c.series, series{entry: e, ve: ve, value: val})
+	}
+	if hasInfo {
+		if !slices.Equal(e.infoValues, e.infoBuilt) {
+			e.infoBuilt = append(e.infoBuilt[:0], e.infoValues...)
+			e.info.built = false
+		}
+		e.info.fam.used = c.gen
+		c.addLabels(e.info.fam, e.infoNames)
+		c.series = append(c.series, series{entry: e, ve: e.info, value: 1, info: true})
+	}
+}
+
+// addLabels adds names to the label set family f has this scrape.
+func (c *Collector) addLabels(f *family, names []string) {
+	if f.gen != c.gen {
+		// First time this family is seen in this scrape: its label set
+		// starts from this source's.
+		f.gen = c.gen
+		f.labels = append(f.labels[:0], names...)
+	} else {
+		f.labels = union(f.labels, names)
+	}
+}
+
+// hasPidChildren reports whether src has an instance child of the budget
+// label.
+func (c *Collector) hasPidChildren(src *statsfs.Source) bool {
+	for _, sub := range src.Subordinates() {
+		if sub.Label() == c.opts.PidLabel {
+			return true
+		}
+	}
+	return false
+}
+
+// seriesLabels updates the values of e's series labels (the text of the
+// controls named in Options.SeriesLabels, such as a process's comm); a
+// change rebuilds the label pairs of e's series.
+func (c *Collector) seriesLabels(e *sourceEntry, src *statsfs.Source) {
+	for i, name := range e.controlLabels {
+		ctl := src.Control(name)
+		if ctl == nil {
+			continue
+		}
+		v := boundLabel(strings.TrimSpace(ctl.Read()))
+		j := len(e.labelNames) - len(e.controlLabels) + i
+		if e.labelValues[j] == v {
+			continue
+		}
+		e.labelValues[j] = v
+		for k := range e.values {
+			e.values[k].built = false
+		}
+		if e.info != nil {
+			e.infoValues[j] = v
+		}
 	}
 }
 
@@ -149,7 +235,11 @@ func (e *sourceEntry) matches(refs []statsfs.ValueRef) bool {
 func (c *Collector) newEntry(path string, labels []statsfs.Label, src *statsfs.Source, parent string) *sourceEntry {
 	e := &sourceEntry{path: path, prefix: parent}
 	if src != c.root && src.Label() == "" {
-		e.prefix = appendName(parent, src.Name())
+		name := src.Name()
+		if r, ok := componentNames[name]; ok && parent == c.opts.Namespace {
+			name = r
+		}
+		e.prefix = appendName(parent, name)
 	}
 	for _, l := range labels {
 		name := labelName(l.Name)
@@ -164,6 +254,15 @@ func (c *Collector) newEntry(path string, labels []statsfs.Label, src *statsfs.S
 			e.pid, e.hasPid = l.Value, true
 		}
 	}
+	if src.Label() != "" {
+		for _, name := range c.opts.SeriesLabels {
+			if src.Control(name) != nil && !slices.Contains(e.labelNames, labelName(name)) {
+				e.controlLabels = append(e.controlLabels, name)
+				e.labelNames = append(e.labelNames, labelName(name))
+				e.labelValues = append(e.labelValues, "")
+			}
+		}
+	}
 	return e
 }
 
@@ -174,11 +273,31 @@ func (c *Collector) newValue(e *sourceEntry, v *statsfs.Value, aggregate bool) v
 	name := metricName(e.prefix, v, aggregate, counter)
 	f := c.families[name]
 	if f == nil {
-		f = &family{name: name, help: help(name, v, aggregate), counter: counter}
+		f = &family{name: name, help: help(name, v, aggregate, labelName(c.opts.PidLabel)), counter: counter}
 		c.families[name] = f
 	}
 	conflict := f.counter != counter || c.reserved[name]
 	return valueEntry{v: v, aggregate: aggregate, fam: f, conflict: conflict}
+}
+
+// addInfo adds Info value v of entry e to e's info series, making the
+// series (and its family, prefix_info) at the first one.
+func (c *Collector) addInfo(e *sourceEntry, ve *valueEntry, v *statsfs.Value) {
+	if e.info == nil {
+		name := e.prefix + "_info"
+		f := c.families[name]
+		if f == nil {
+			h := strings.TrimSuffix(tidyHelp(v.Help), ".")
+			f = &family{name: name, help: "Properties as labels (" + labelName(v.Name) + ": " + h + "); the value is always 1."}
+			c.families[name] = f
+		}
+		e.info = &valueEntry{v: v, fam: f, conflict: f.counter || c.reserved[name]}
+		e.infoNames = slices.Clone(e.labelNames)
+		e.infoValues = slices.Clone(e.labelValues)
+	}
+	ve.infoIndex = len(e.infoNames)
+	e.infoNames = append(e.infoNames, labelName(v.Name))
+	e.infoValues = append(e.infoValues, "")
 }
 
 // budget marks which pids keep their series: all of them when they are no
@@ -218,29 +337,44 @@ func comparePids(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// The outcomes of prepare.
+const (
+	ready     = iota
+	duplicate // the same name and labels as an earlier series
+	partial   // without an instance label its family has: a total
+)
+
 // prepare readies the label pairs of series s and its family's
-// descriptor, or reports false when s repeats an earlier series' name and
-// labels.
-func (c *Collector) prepare(s series) bool {
+// descriptor. A series that repeats an earlier one's name and labels is a
+// duplicate; one that lacks a label others of its family have (a total
+// beside its instances) is partial: sum() computes it, and leaving it out
+// keeps sum() from counting everything twice.
+func (c *Collector) prepare(s series) int {
 	ve, f := s.ve, s.ve.fam
+	names, values := s.entry.labelNames, s.entry.labelValues
+	if s.info {
+		names, values = s.entry.infoNames, s.entry.infoValues
+	}
+	if !s.info && len(names) == 0 && len(f.labels) > 0 {
+		return partial
+	}
 	if !ve.built || !slices.Equal(ve.pairsFor, f.labels) {
-		c.label(s.entry, ve)
+		c.label(names, values, ve)
 	}
 	if _, dup := c.seen[ve.hash]; dup {
-		return false
+		return duplicate
 	}
 	c.seen[ve.hash] = struct{}{}
 	if f.desc == nil || !slices.Equal(f.descFor, f.labels) {
 		f.descFor = append(f.descFor[:0], f.labels...)
 		f.desc = prometheus.NewDesc(f.name, f.help, slices.Clone(f.labels), nil)
 	}
-	return true
+	return ready
 }
 
-// label builds the label pairs and the identity hash of a value of entry
-// e for its family's current label set: e's own labels, and an empty
-// value for every family label e does not have.
-func (c *Collector) label(e *sourceEntry, ve *valueEntry) {
+// label builds the label pairs and the identity hash of a series with the
+// given labels for its family's current label set.
+func (c *Collector) label(names, values []string, ve *valueEntry) {
 	f := ve.fam
 	ve.built = true
 	ve.pairsFor = append(ve.pairsFor[:0], f.labels...)
@@ -250,8 +384,8 @@ func (c *Collector) label(e *sourceEntry, ve *valueEntry) {
 	h.WriteString(f.name)
 	for _, name := range f.labels {
 		v := ""
-		if i := slices.Index(e.labelNames, name); i >= 0 {
-			v = e.labelValues[i]
+		if i := slices.Index(names, name); i >= 0 {
+			v = values[i]
 		}
 		h.WriteByte(0xff)
 		h.WriteString(name)

@@ -64,7 +64,7 @@ func (s *Service) AddValues(src *statsfs.Source) error {
 		return nil
 	})
 	for f := Family(0); f < Families; f++ {
-		sub := statsfs.NewSource("%s", f)
+		sub := statsfs.NewInstance("family", f.String())
 		if err := sub.AddValues(familyTable, s.refresh.Record(counts[f]), 0); err != nil {
 			return err
 		}

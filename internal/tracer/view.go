@@ -81,7 +81,7 @@ var procTable = func() *statsfs.Table {
 }()
 
 var infoTable = statsfs.NewTable(statsfs.Value{
-	Name: "ppid", Help: "the parent's process id when the tracer first saw the group", Type: statsfs.U32, Flag: statsfs.Floating,
+	Name: "ppid", Help: "the parent's process id when the tracer first saw the group", Type: statsfs.U32, Flag: statsfs.Floating, Info: true,
 })
 
 // globalTable holds what the tracer could not see, so that false leaks
