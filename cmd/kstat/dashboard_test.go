@@ -45,8 +45,8 @@ func TestDashboardRoutes(t *testing.T) {
 			t.Errorf("GET %s: %d, want 404", p, code)
 		}
 	}
-	if code, _ := httpDo(t, "PUT", base+"/", "x"); code != http.StatusMethodNotAllowed {
-		t.Errorf("PUT /: %d, want 405", code)
+	if code, _ := httpDo(t, "PUT", base+"/", "x"); code != http.StatusForbidden {
+		t.Errorf("PUT / by a reader: %d, want 403", code)
 	}
 	if code, body := httpDo(t, "GET", base+"/api/v1/tree/memory", ""); code != http.StatusOK || !strings.Contains(body, `"total"`) {
 		t.Errorf("GET /api/v1/tree/memory beside the dashboard: %d\n%s", code, body)
@@ -69,13 +69,15 @@ func TestDashboardRoutes(t *testing.T) {
 // the tracer toggle attaches the tracer, the telemetry form sets the
 // interval, and a stopped daemon shows as an error banner.
 func TestDashboardBrowser(t *testing.T) {
-	d, base := startHTTPDaemon(t, "--telemetry-interval", "1s")
+	// The page changes knobs: it runs as the writer, over HTTPS.
+	d, base, writer := startWriterDaemon(t, "--telemetry-interval", "1s")
 	if got := dashReadMount(t, d, "kstat/start"); got != "0" {
 		t.Fatalf("kstat/start is %q before the test, want 0", got)
 	}
 	counterBefore := dashReadMount(t, d, "kstat/counter")
 
 	b := newBrowser(t)
+	b.run("sending the writer's credentials", 10*time.Second, writer.Browser())
 	run, eval, waitFor, tab := b.run, b.eval, b.waitFor, b.tab
 	text := dashText
 
@@ -222,6 +224,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(userData),
 		chromedp.WindowSize(1400, 1000),
+		chromedp.Flag("ignore-certificate-errors", true), // startWriterDaemon's generated certificate
 	)
 	t.Cleanup(cancelAlloc)
 	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
@@ -518,8 +521,9 @@ func TestDashboardCharts(t *testing.T) {
 	ns := kstatNS(t)
 	fix := copyDir(t, testutil.Fixture(t, "e2e"))
 	proc := filepath.Join(fix, "proc")
-	d, base := startHTTPDaemon(t, "--proc", proc, "--sys", filepath.Join(fix, "sys"), "--netns", ns.Path, "--dashboard-step", "300ms")
+	d, base, writer := startWriterDaemon(t, "--proc", proc, "--sys", filepath.Join(fix, "sys"), "--netns", ns.Path, "--dashboard-step", "300ms")
 	b := newBrowser(t)
+	b.run("sending the writer's credentials", 10*time.Second, writer.Browser())
 	b.run("opening the dashboard", 60*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("memory-panel")))
 
 	// Memory: each series' last point is the API's value.

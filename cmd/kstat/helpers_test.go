@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	runPeerRequest()
 	var err error
 	binDir, err = os.MkdirTemp("", "kstat-test-bin-")
 	if err != nil {
@@ -91,6 +93,7 @@ func (l *lockedBuffer) String() string {
 // daemon is a running `kstat serve` child.
 type testDaemon struct {
 	Mount  string // the mount point
+	Socket string // the control socket (in a directory of the test)
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	done   chan struct{} // closed when the process has exited
@@ -107,11 +110,25 @@ func startDaemon(t *testing.T, args ...string) *testDaemon {
 // startDaemonAt is startDaemon on a given mount point. The child runs in
 // its own process group; its stderr goes to the test log when the test
 // fails. At cleanup it gets SIGTERM, then SIGKILL after 10s, and a mount
-// it left behind is detached.
+// it left behind is detached. Unless args give --control-socket, the
+// daemon's control socket is in a directory of the test (d.Socket), never
+// the default /run/kstat.sock.
 func startDaemonAt(t *testing.T, mount string, args ...string) *testDaemon {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	d := &testDaemon{Mount: mount, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "--control-socket" || strings.HasPrefix(a, "--control-socket=") }) {
+		// A directory others may enter, so that tests can show that the
+		// socket's mode and its peer check keep them out.
+		dir := t.TempDir()
+		for _, p := range []string{dir, filepath.Dir(dir)} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Socket = filepath.Join(dir, "kstat.sock")
+		args = append([]string{"--control-socket", d.Socket}, args...)
+	}
 	d.cmd = exec.Command(kstatBinary(t), append([]string{"serve", "--mount", mount}, args...)...)
 	d.cmd.Stdout = d.stderr
 	d.cmd.Stderr = d.stderr

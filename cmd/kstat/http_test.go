@@ -52,14 +52,15 @@ func startHTTPDaemon(t *testing.T, args ...string) (*testDaemon, string) {
 	}
 }
 
-// httpDo sends one request and returns the status and the body.
+// httpDo sends one request and returns the status and the body. On the
+// https:// base of startWriterDaemon it sends the writer's credentials.
 func httpDo(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(url).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +160,10 @@ func procField(t *testing.T, path, key string) uint64 {
 // exposition parses and lints clean, every counter only grows, and values
 // agree with /proc read by the test around each scrape.
 func TestHTTPMetricsMatchProc(t *testing.T) {
-	_, base := startHTTPDaemon(t)
+	d, base := startHTTPDaemon(t)
 	// Stop the telemetry sampler: its snapshots would refresh the
 	// collectors between the test's reads and the scrape.
-	if code, body := httpDo(t, "PUT", base+"/api/v1/knobs/telemetry/enable", "0"); code != 200 {
+	if code, body := d.SocketDo(t, "PUT", "/api/v1/knobs/telemetry/enable", "0"); code != 200 {
 		t.Fatalf("PUT telemetry/enable 0: %d %s", code, body)
 	}
 	memTotal := procField(t, "/proc/meminfo", "MemTotal") * 1024
@@ -245,7 +246,7 @@ var refusedRE = regexp.MustCompile(`msg="statistics file refused a request" path
 // in the mount: each sees the other's setting, and bad input gets the
 // same error text from both (HTTP 400; the mount's EINVAL and its log).
 func TestHTTPKnobs(t *testing.T) {
-	d, base := startHTTPDaemon(t)
+	d, base, _ := startWriterDaemon(t)
 	code, body := httpDo(t, "GET", base+"/api/v1/knobs", "")
 	if code != 200 || !strings.Contains(body, `"kstat/counter"`) {
 		t.Fatalf("GET /api/v1/knobs: %d %s", code, body)

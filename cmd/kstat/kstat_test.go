@@ -459,7 +459,7 @@ func TestKstatWithoutCapability(t *testing.T) {
 // counts from /metrics, against the mount.
 func TestKstatHTTP(t *testing.T) {
 	ns := kstatNS(t)
-	d, base := startHTTPDaemon(t, "--netns", ns.Path)
+	d, base, _ := startWriterDaemon(t, "--netns", ns.Path)
 	waitForFile(t, d.Path("kstat/nout"), 10*time.Second, d.done)
 	for _, bad := range []string{"0", "abc", "4294967297"} {
 		if code, body := httpDo(t, http.MethodPut, base+"/api/v1/knobs/kstat/counter", bad); code != http.StatusBadRequest {

@@ -183,6 +183,7 @@ func runServe(parent context.Context, opts serveOptions) error {
 		d.level.Set(slog.LevelDebug)
 	}
 	d.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: d.level}))
+	d.knobs.SetLog(d.log)
 	d.states = newFeatureStates(d.root)
 	// fail stops what the first phase started and returns err.
 	fail := func(err error) error {

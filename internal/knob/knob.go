@@ -4,7 +4,9 @@
 package knob
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,12 +109,23 @@ func ParseDuration(text string) (time.Duration, error) {
 }
 
 // Registry is the set of knobs of one daemon, by path ("kstat/counter").
+// Every change made through it, by a control file or by Set, is logged
+// once, here.
 type Registry struct {
 	mu    sync.RWMutex
 	knobs map[string]*Knob
+	log   *slog.Logger
 }
 
-// Add registers k under path and adds its control file to src.
+// SetLog makes the registry log every setting change and refusal to l.
+func (r *Registry) SetLog(l *slog.Logger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.log = l
+}
+
+// Add registers k under path and adds its control file to src; writes to
+// the file go through Set, "via" the mount.
 func (r *Registry) Add(path string, src *statsfs.Source, k *Knob) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -122,11 +135,44 @@ func (r *Registry) Add(path string, src *statsfs.Source, k *Knob) error {
 	if _, ok := r.knobs[path]; ok {
 		return fmt.Errorf("knob %s: %w", path, statsfs.ErrExist)
 	}
-	if err := src.AddControl(k.Control()); err != nil {
+	c := k.Control()
+	c.Write = func(text string) error { return r.set(path, k, text, "mount") }
+	if err := src.AddControl(c); err != nil {
 		return err
 	}
 	r.knobs[path] = k
 	return nil
+}
+
+// Set sets the knob at path to text and logs the change, or the refusal,
+// with via (who asked, and how: "mount", "http user alice", "socket uid
+// 0"). An unknown path gives an error wrapping statsfs.ErrNotFound.
+func (r *Registry) Set(path, text, via string) error {
+	k := r.Lookup(path)
+	if k == nil {
+		return fmt.Errorf("%w: no knob %q", statsfs.ErrNotFound, path)
+	}
+	return r.set(path, k, text, via)
+}
+
+func (r *Registry) set(path string, k *Knob, text, via string) error {
+	r.mu.RLock()
+	log := r.log
+	r.mu.RUnlock()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	old := k.Get()
+	err := k.Set(text)
+	switch {
+	case errors.Is(err, statsfs.ErrInvalid):
+		log.Warn("setting refused", "knob", path, "value", strings.TrimSpace(text), "via", via, "err", err)
+	case err != nil:
+		log.Error("setting failed", "knob", path, "value", strings.TrimSpace(text), "via", via, "err", err)
+	default:
+		log.Info("setting changed", "knob", path, "from", old, "to", k.Get(), "via", via)
+	}
+	return err
 }
 
 // Lookup returns the knob at path, or nil.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,28 @@ type Knob struct {
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// route is one route of the API: a ServeMux pattern and its handler.
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// routes are the API's routes; the OpenAPI description lists each.
+func routes(s *Server, a *api) []route {
+	return []route{
+		{"GET /api/v1/{$}", serveOpenAPI},
+		{"GET /api/v1/openapi.json", serveOpenAPI},
+		{"GET /api/v1/access", s.accessHandler},
+		{"GET /api/v1/tree", a.tree},
+		{"GET /api/v1/tree/{path...}", a.tree},
+		{"GET /api/v1/values/{path...}", a.getValue},
+		{"PUT /api/v1/values/{path...}", a.putValue},
+		{"GET /api/v1/knobs", a.listKnobs},
+		{"GET /api/v1/knobs/{name...}", a.getKnob},
+		{"PUT /api/v1/knobs/{name...}", a.putKnob},
+	}
 }
 
 func (a *api) tree(w http.ResponseWriter, r *http.Request) {
@@ -228,29 +251,170 @@ func (a *api) putKnob(w http.ResponseWriter, r *http.Request) {
 	if k == nil {
 		return
 	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	if !a.setKnob(w, r, name, body) {
+		return
+	}
+	writeJSON(w, http.StatusOK, Knob{Name: name, Value: k.Get(), Help: k.Help})
+}
+
+// setKnob sets the knob through the registry, which logs it, and answers
+// an error; it reports whether the knob took the value.
+func (a *api) setKnob(w http.ResponseWriter, r *http.Request, name, text string) bool {
+	err := a.knobs.Set(name, text, via(r))
+	switch {
+	case errors.Is(err, statsfs.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return false
+	}
+	return true
+}
+
+// readBody reads the request body, answering 413 or 400 when it cannot.
+func readBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	body, err := io.ReadAll(r.Body)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
-		return
+		return "", false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
-		return
+		return "", false
 	}
-	err = k.Set(string(body))
+	return string(body), true
+}
+
+// via names who made a request and how, for the log.
+func via(r *http.Request) string {
+	if p, ok := peerFrom(r.Context()); ok {
+		return fmt.Sprintf("socket uid %d pid %d", p.uid, p.pid)
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if u, _, ok := r.BasicAuth(); ok {
+		return fmt.Sprintf("%s user %s from %s", scheme, u, r.RemoteAddr)
+	}
+	return scheme + " from " + r.RemoteAddr
+}
+
+// Entry is one file of the tree, as GET /api/v1/values/{path} gives it: a
+// value or a control, with the text its file reads.
+type Entry struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"` // "value" or "control"
+	// Text is what the file reads, with its newline(s).
+	Text string `json:"text"`
+	// Value is the number of a value, as in GET /api/v1/tree.
+	Value json.RawMessage `json:"value,omitempty"`
+	Type  string          `json:"type"` // u64, s32, bool, f64, ... or "control"
+	Unit  string          `json:"unit,omitempty"`
+	Mode  string          `json:"mode"` // file mode: 0644 writable, 0444 read-only
+	Help  string          `json:"help,omitempty"`
+}
+
+// entry finds the value or control at path; ok false when there is none.
+func (a *api) entry(path string) (ref statsfs.ValueRef, c *statsfs.Control, ok bool) {
+	dir, name := "", path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dir, name = path[:i], path[i+1:]
+	}
+	src, _ := findVisible(a.root, dir)
+	if src == nil || name == "" {
+		return ref, nil, false
+	}
+	for _, v := range src.Values() {
+		if !v.Hidden() && v.Value().Name == name {
+			return v, nil, true
+		}
+	}
+	if c := src.Control(name); c != nil {
+		return ref, c, true
+	}
+	return ref, nil, false
+}
+
+func (a *api) getValue(w http.ResponseWriter, r *http.Request) {
+	path := strings.Trim(r.PathValue("path"), "/")
+	ref, c, ok := a.entry(path)
 	switch {
-	case errors.Is(err, statsfs.ErrInvalid):
-		a.log.Warn("knob write refused", "knob", name, "err", err)
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	case err != nil:
-		a.log.Error("knob write failed", "knob", name, "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+	case !ok:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no value or control %q in the tree (GET /api/v1/tree lists them)", path))
+	case c != nil:
+		text := ""
+		if c.Read != nil {
+			text = c.Read()
+		}
+		writeJSON(w, http.StatusOK, Entry{Path: path, Kind: "control", Text: text, Type: "control",
+			Mode: fmt.Sprintf("%04o", uint32(c.Mode().Perm())), Help: c.Help})
+	default:
+		d := ref.Value()
+		rd := ref.Read()
+		writeJSON(w, http.StatusOK, Entry{Path: path, Kind: "value", Text: d.Text(rd), Value: number(rd),
+			Type: d.Type.String(), Unit: d.Unit, Mode: fmt.Sprintf("%04o", uint32(d.Mode().Perm())), Help: d.Help})
+	}
+}
+
+// putValue writes a file of the tree as the mount does: a control takes
+// the text (a knob through the registry, which validates and logs it), a
+// cumulative value takes 0, which clears it.
+func (a *api) putValue(w http.ResponseWriter, r *http.Request) {
+	path := strings.Trim(r.PathValue("path"), "/")
+	ref, c, ok := a.entry(path)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no value or control %q in the tree (GET /api/v1/tree lists them)", path))
 		return
 	}
-	a.log.Info("knob set", "knob", name, "value", k.Get())
-	writeJSON(w, http.StatusOK, Knob{Name: name, Value: k.Get(), Help: k.Help})
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	text := strings.TrimSpace(body)
+	switch {
+	case c != nil && a.knobs.Lookup(path) != nil:
+		if !a.setKnob(w, r, path, text) {
+			return
+		}
+	case c != nil:
+		if c.Write == nil {
+			w.Header().Set("Allow", "GET")
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is a read-only control", path))
+			return
+		}
+		if err := c.Write(text); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, statsfs.ErrInvalid) {
+				code = http.StatusBadRequest
+			}
+			writeError(w, code, err.Error())
+			return
+		}
+		a.log.Info("control written", "path", path, "via", via(r))
+	default:
+		if ref.Value().Mode()&0o222 == 0 {
+			w.Header().Set("Allow", "GET")
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is read-only (mode 0444): a gauge or a kernel counter cannot be cleared", path))
+			return
+		}
+		if n, err := strconv.ParseInt(text, 0, 64); err != nil || n != 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: only 0 (to clear the value) may be written, not %q", path, text))
+			return
+		}
+		if err := ref.Clear(); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		a.log.Info("counter cleared", "path", path, "via", via(r))
+	}
+	a.getValue(w, r)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -263,4 +427,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, Error{Error: msg})
+}
+
+// openAPI is the API's OpenAPI description, served at /api/v1/.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPI)
 }

@@ -32,7 +32,7 @@ func BenchmarkMetricsHandler(b *testing.B) {
 	}
 	root.AddSubordinate(dev)
 	reg := export.NewGatherer(export.New(root, export.Options{}))
-	h := New(Config{Root: root, Knobs: &knob.Registry{}, Gatherer: reg}).http.Handler
+	h := New(Config{Root: root, Knobs: &knob.Registry{}, Gatherer: reg}).tcp.Handler
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	b.ReportAllocs()
 	for b.Loop() {

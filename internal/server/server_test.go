@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,13 +38,18 @@ type fixture struct {
 	knobs   *knob.Registry
 	counter atomic.Uint64
 	mux     *http.ServeMux
-	client  *http.Client
+	client  *http.Client // over TCP
+	socket  string       // the control socket's path
+	sclient *http.Client // over the control socket
 }
 
-func start(t *testing.T) *fixture {
+// start starts the fixture's server on TCP and on a control socket in a
+// directory of the test; configure may change the configuration first.
+func start(t *testing.T, configure ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{root: statsfs.NewSource("kstat"), knobs: &knob.Registry{}, mux: http.NewServeMux(),
-		client: &http.Client{Transport: &http.Transport{}}}
+		client: &http.Client{Transport: &http.Transport{}}, socket: filepath.Join(t.TempDir(), "kstat.sock")}
+	f.sclient = socketClient(f.socket)
 	net := statsfs.NewSource("net")
 	dev := statsfs.NewSource("dev")
 	if err := dev.AddValues(devTable, nil, 0); err != nil {
@@ -81,7 +87,11 @@ func start(t *testing.T) *fixture {
 	f.root.AddSubordinate(hidden)
 
 	reg := export.NewGatherer(export.New(f.root, export.Options{Version: "test"}))
-	srv := New(Config{Addr: "127.0.0.1:0", Root: f.root, Knobs: f.knobs, Gatherer: reg, Mux: f.mux})
+	cfg := Config{Addr: "127.0.0.1:0", Root: f.root, Knobs: f.knobs, Gatherer: reg, Mux: f.mux, Socket: f.socket}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv := New(cfg)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +101,7 @@ func start(t *testing.T) *fixture {
 		// A connection the client dialed but never used would hold
 		// Shutdown for 5s.
 		f.client.CloseIdleConnections()
+		f.sclient.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -104,13 +115,43 @@ func start(t *testing.T) *fixture {
 	return f
 }
 
+// socketClient is an HTTP client that dials the control socket at path.
+func socketClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+}
+
+// do sends a request over TCP.
 func (f *fixture) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, f.base+path, strings.NewReader(body))
+	return send(t, f.client, method, f.base+path, body, nil)
+}
+
+// sock sends a request over the control socket, as root.
+func (f *fixture) sock(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	return send(t, f.sclient, method, "http://kstat"+path, body, nil)
+}
+
+// send sends one request with the headers hdr and returns the status and
+// the body.
+func send(t *testing.T, c *http.Client, method, url, body string, hdr http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := f.client.Do(req)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if h := hdr.Get("Host"); h != "" {
+		req.Host = h
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +212,7 @@ func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels .
 
 func TestTimeouts(t *testing.T) {
 	s := New(Config{Addr: "127.0.0.1:0", Root: statsfs.NewSource("kstat"), Knobs: &knob.Registry{}})
-	h := s.http
+	h := s.tcp
 	if h.ReadHeaderTimeout <= 0 || h.ReadTimeout <= 0 || h.WriteTimeout <= 0 || h.IdleTimeout <= 0 || h.MaxHeaderBytes <= 0 {
 		t.Errorf("unset limits: ReadHeaderTimeout %v ReadTimeout %v WriteTimeout %v IdleTimeout %v MaxHeaderBytes %d",
 			h.ReadHeaderTimeout, h.ReadTimeout, h.WriteTimeout, h.IdleTimeout, h.MaxHeaderBytes)
@@ -185,7 +226,7 @@ func TestTimeouts(t *testing.T) {
 // ReadHeaderTimeout (checked on a real socket, with a short timeout).
 func TestSlowHeaders(t *testing.T) {
 	s := New(Config{Addr: "127.0.0.1:0", Root: statsfs.NewSource("kstat"), Knobs: &knob.Registry{}})
-	s.http.ReadHeaderTimeout = 200 * time.Millisecond
+	s.tcp.ReadHeaderTimeout = 200 * time.Millisecond
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +379,7 @@ func TestKnobs(t *testing.T) {
 	if len(list) != 1 || list[0] != (Knob{Name: "kstat/counter", Value: "10", Help: "Publish every N packets."}) {
 		t.Errorf("knobs = %+v", list)
 	}
-	if code, body := f.do(t, "PUT", "/api/v1/knobs/kstat/counter", "25\n"); code != 200 || !strings.Contains(body, `"value": "25"`) {
+	if code, body := f.sock(t, "PUT", "/api/v1/knobs/kstat/counter", "25\n"); code != 200 || !strings.Contains(body, `"value": "25"`) {
 		t.Errorf("PUT 25: %d %s", code, body)
 	}
 	if f.counter.Load() != 25 {
@@ -354,7 +395,7 @@ func TestKnobs(t *testing.T) {
 		if !errors.Is(fileErr, statsfs.ErrInvalid) {
 			t.Fatalf("control write %q: %v, want ErrInvalid", bad, fileErr)
 		}
-		code, body := f.do(t, "PUT", "/api/v1/knobs/kstat/counter", bad)
+		code, body := f.sock(t, "PUT", "/api/v1/knobs/kstat/counter", bad)
 		var e Error
 		if err := json.Unmarshal([]byte(body), &e); err != nil {
 			t.Fatalf("PUT %q: %s: %v", bad, body, err)
@@ -366,19 +407,19 @@ func TestKnobs(t *testing.T) {
 			t.Errorf("counter = %d after bad PUT %q, want 25 kept", f.counter.Load(), bad)
 		}
 	}
-	if code, _ := f.do(t, "PUT", "/api/v1/knobs/kstat/nope", "1"); code != 404 {
+	if code, _ := f.sock(t, "PUT", "/api/v1/knobs/kstat/nope", "1"); code != 404 {
 		t.Errorf("PUT unknown knob: %d, want 404", code)
 	}
 	if code, _ := f.do(t, "GET", "/api/v1/knobs/nope", ""); code != 404 {
 		t.Errorf("GET unknown knob: %d, want 404", code)
 	}
-	if code, body := f.do(t, "PUT", "/api/v1/knobs/kstat/counter", strings.Repeat("1", MaxBodyBytes+1)); code != http.StatusRequestEntityTooLarge {
+	if code, body := f.sock(t, "PUT", "/api/v1/knobs/kstat/counter", strings.Repeat("1", MaxBodyBytes+1)); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("PUT of %d bytes: %d %s, want 413", MaxBodyBytes+1, code, body)
 	}
-	if code, _ := f.do(t, "PUT", "/api/v1/knobs/kstat/counter", strings.Repeat(" ", MaxBodyBytes-3)+"30"); code != 200 || f.counter.Load() != 30 {
+	if code, _ := f.sock(t, "PUT", "/api/v1/knobs/kstat/counter", strings.Repeat(" ", MaxBodyBytes-3)+"30"); code != 200 || f.counter.Load() != 30 {
 		t.Errorf("PUT of a body just under the limit: %d, counter %d", code, f.counter.Load())
 	}
-	if code, _ := f.do(t, "POST", "/api/v1/knobs/kstat/counter", "1"); code != http.StatusMethodNotAllowed {
+	if code, _ := f.sock(t, "POST", "/api/v1/knobs/kstat/counter", "1"); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d, want 405", code)
 	}
 }

@@ -206,13 +206,13 @@ func (s *Service) setPids(pids []uint32) error {
 	return nil
 }
 
-// EditPids applies a pids control write: "+PID" adds, "-PID" removes,
+// EditPids applies a pids control write: "PID" or "+PID" adds, "-PID" removes,
 // "clear" empties the filter (trace all). Several edits may be given
 // separated by spaces or commas; all are checked before any applies.
 func (s *Service) EditPids(text string) error {
 	fields := strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == ',' || r == '\n' || r == '\t' })
 	if len(fields) == 0 {
-		return fmt.Errorf("%w: pids: write +PID, -PID or clear", statsfs.ErrInvalid)
+		return fmt.Errorf("%w: pids: write PID or +PID, -PID or clear", statsfs.ErrInvalid)
 	}
 	set := map[uint32]bool{}
 	for _, p := range s.Pids() {
@@ -223,14 +223,15 @@ func (s *Service) EditPids(text string) error {
 			set = map[uint32]bool{}
 			continue
 		}
-		if len(f) < 2 || (f[0] != '+' && f[0] != '-') {
-			return fmt.Errorf("%w: pids: %q is not +PID, -PID or clear", statsfs.ErrInvalid, f)
+		op, num := byte('+'), f
+		if f[0] == '+' || f[0] == '-' {
+			op, num = f[0], f[1:]
 		}
-		n, err := strconv.ParseUint(f[1:], 10, 32)
+		n, err := strconv.ParseUint(num, 10, 32)
 		if err != nil || n == 0 || n > 1<<22 {
-			return fmt.Errorf("%w: pids: %q is not a process id (1 to 4194304)", statsfs.ErrInvalid, f[1:])
+			return fmt.Errorf("%w: pids: %q is not PID, +PID, -PID or clear (a process id is 1 to 4194304)", statsfs.ErrInvalid, f)
 		}
-		if f[0] == '+' {
+		if op == '+' {
 			set[uint32(n)] = true
 		} else {
 			delete(set, uint32(n))
@@ -361,7 +362,7 @@ func (s *Service) Knobs() []*knob.Knob {
 	return []*knob.Knob{
 		knob.Bool("enable", "1 attaches the tracer's programs (real CPU cost on allocation-heavy loads), 0 detaches them and drops their maps",
 			s.Enabled, s.SetEnabled),
-		knob.New("pids", "the traced process ids, empty: all; write +PID, -PID or clear",
+		knob.New("pids", "the traced process ids, empty: all; write PID or +PID to add, -PID to remove, or clear",
 			func() string {
 				ps := s.Pids()
 				parts := make([]string, len(ps))

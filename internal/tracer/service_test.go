@@ -34,7 +34,7 @@ func newTestService(t *testing.T) (*Service, map[string]*knob.Knob) {
 func TestServiceBadInput(t *testing.T) {
 	s, k := newTestService(t)
 	pids := k["pids"]
-	for _, in := range []string{"+12", "+13 +14", "-14"} {
+	for _, in := range []string{"+12", "+13 +14", "-14", "15", "-15"} {
 		if err := pids.Set(in); err != nil {
 			t.Fatalf("pids %q: %v", in, err)
 		}
@@ -42,7 +42,7 @@ func TestServiceBadInput(t *testing.T) {
 	if got := pids.Get(); got != "12 13" {
 		t.Fatalf("pids = %q, want \"12 13\"", got)
 	}
-	for _, in := range []string{"", "12", "+abc", "+0", "-", "+4194305", "+-1", "+12 +x", "clear!"} {
+	for _, in := range []string{"", "0", "abc", "+abc", "+0", "-", "+4194305", "+-1", "+12 +x", "clear!"} {
 		err := pids.Set(in)
 		if !errors.Is(err, statsfs.ErrInvalid) {
 			t.Errorf("pids %q: err = %v, want ErrInvalid", in, err)
