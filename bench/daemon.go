@@ -71,6 +71,10 @@ func (h *harness) startDaemon(name string, flags map[string]bool, extra ...strin
 		return nil, err
 	}
 	args := []string{"serve", "--mount", d.mount}
+	if flags["control-socket"] {
+		// Never the default /run/kstat.sock another daemon may hold.
+		args = append(args, "--control-socket", filepath.Join(filepath.Dir(d.mount), "kstat.sock"))
+	}
 	if flags["listen"] {
 		addr, err := freePort()
 		if err != nil {

@@ -147,6 +147,10 @@ func startDaemonAt(t *testing.T, mount string, args ...string) *testDaemon {
 		}
 	})
 	waitForFile(t, filepath.Join(mount, "self", "uptime_seconds"), 30*time.Second, d.done)
+	if d.Socket != "" {
+		// The control socket listens after the mount.
+		waitForFile(t, d.Socket, 10*time.Second, d.done)
+	}
 	return d
 }
 

@@ -411,7 +411,7 @@ func TestKstatWithoutCapability(t *testing.T) {
 	testutil.RequireCommand(t, "setpriv")
 	drop := []string{"--inh-caps", "-net_admin", "--bounding-set", "-net_admin", "--", kstatBinary(t), "serve"}
 	mount := filepath.Join(t.TempDir(), "mnt")
-	cmd := exec.Command("setpriv", append(drop, "--mount", mount, "--listen", "127.0.0.1:0")...)
+	cmd := exec.Command("setpriv", append(drop, "--mount", mount, "--listen", "127.0.0.1:0", "--control-socket", "")...)
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

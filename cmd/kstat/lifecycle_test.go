@@ -34,7 +34,7 @@ func serveMustFail(t *testing.T, args []string, want ...string) {
 	mount := filepath.Join(t.TempDir(), "mnt")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kstatBinary(t), append([]string{"serve", "--mount", mount}, args...)...)
+	cmd := exec.CommandContext(ctx, kstatBinary(t), append([]string{"serve", "--mount", mount, "--control-socket", ""}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -95,7 +95,7 @@ func TestServeFailsClosed(t *testing.T) {
 	}
 	t.Run("mount on a file", func(t *testing.T) {
 		testutil.RequireFUSE(t)
-		cmd := exec.Command(kstatBinary(t), "serve", "--mount", file, "--listen", "")
+		cmd := exec.Command(kstatBinary(t), "serve", "--mount", file, "--listen", "", "--control-socket", "")
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "kstat: mounting the statistics filesystem at "+file) {
 			t.Errorf("--mount on a file: %v\n%s", err, out)

@@ -58,12 +58,12 @@ func init() {
 func startHTTP(ctx context.Context, d *daemon, opts httpOptions) error {
 	if opts.listen == "" {
 		d.log.Info("HTTP server disabled (--listen is empty)")
+		d.Off("http", `--listen is empty`)
 	}
 	if opts.socket == "" {
 		d.log.Info("control socket disabled (--control-socket is empty)")
 	}
 	if opts.listen == "" && opts.socket == "" {
-		d.Off("http", `--listen and --control-socket are empty`)
 		return nil
 	}
 	c := export.New(d.root, export.Options{

@@ -420,7 +420,12 @@ function renderAccess() {
     h.hidden = access.write;
     setText(h, hint);
   }
-  for (const b of document.querySelectorAll(".controls button, .controls input")) if (!access.write) b.disabled = true;
+  // Forms come back when access does (a status event may render before
+  // GET /api/v1/access answers); toggles follow the knobs in renderKnobs.
+  for (const b of document.querySelectorAll(".controls button, .controls input")) {
+    if (!access.write) b.disabled = true;
+    else if ((b.tagName === "INPUT" || b.type === "submit") && !b.dataset.busy) b.disabled = false;
+  }
 }
 
 // --- the stream -----------------------------------------------------------
