@@ -81,10 +81,10 @@ func TestServeCapabilities(t *testing.T) {
 		t.Errorf("kstat/start with the default capabilities: %v", err)
 	}
 
-	none, base := startHTTPDaemon(t, "--capabilities.keep", "none")
+	none, _ := startHTTPDaemon(t, "--capabilities.keep", "none")
 	waitForLog(t, none, "kstat serve ready")
 	checkPrivileges(t, none.cmd.Process.Pid, 0)
-	code, body := httpDo(t, "PUT", base+"/api/v1/knobs/tracer/enable", "1")
+	code, body := none.SocketDo(t, "PUT", "/api/v1/knobs/tracer/enable", "1")
 	if code == http.StatusOK || !strings.Contains(body, "cap_bpf") || !strings.Contains(body, "cap_perfmon") {
 		t.Errorf("PUT tracer/enable 1 with no capabilities: %d %s, want a refusal naming cap_bpf and cap_perfmon", code, body)
 	}
@@ -143,9 +143,16 @@ func TestServeNonRoot(t *testing.T) {
 	if err := os.Chown(mount, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
+	sockDir := filepath.Join(top, "run") // the daemon's own, for its control socket
+	if err := os.Mkdir(sockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sockDir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
 	ambient := []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_NET_ADMIN, unix.CAP_DAC_READ_SEARCH}
 	d := &testDaemon{Mount: mount, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "serve", "--mount", mount, "--listen", "127.0.0.1:0", "--collector.slabinfo")
+	d.cmd = exec.Command(bin, "serve", "--mount", mount, "--listen", "127.0.0.1:0", "--collector.slabinfo", "--control-socket", filepath.Join(sockDir, "kstat.sock"))
 	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:     true,
