@@ -601,8 +601,9 @@ func TestDashboardCharts(t *testing.T) {
 }
 
 // TestDashboardReconnect: the page holds one event stream, with no
-// polling; when the daemon restarts on the same address the page says the
-// stream broke, reconnects by itself and keeps updating.
+// polling; a script error leaves the banner with the next update; when the
+// daemon restarts on the same address the page says the stream broke,
+// reconnects by itself and keeps updating.
 func TestDashboardReconnect(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -659,6 +660,13 @@ func TestDashboardReconnect(t *testing.T) {
 		t.Errorf("the page made API requests while it had its stream: %s, then %s", before, after)
 	}
 
+	// A script error shows in the banner and goes with the next update
+	// drawn without one.
+	banner := `document.getElementById("api-error").hidden ? "ok" : document.getElementById("api-error").textContent`
+	b.eval("an error", `(window.dispatchEvent(new ErrorEvent("error", {message: "test error"})), "")`)
+	b.waitFor("the script error in the banner", banner, 5*time.Second, func(s string) bool { return strings.Contains(s, "test error") })
+	b.waitFor("the banner cleared by the next update", banner, 10*time.Second, func(s string) bool { return s == "ok" })
+
 	d.Signal(t, syscall.SIGTERM)
 	if err := d.Wait(t, 15*time.Second); err != nil {
 		t.Fatalf("kstat serve exited with %v", err)
@@ -670,8 +678,7 @@ func TestDashboardReconnect(t *testing.T) {
 	startDaemon(t, args...)
 	waitHTTP()
 	waitAfter("updates after the restart", stopped)
-	b.waitFor("the banner cleared", `document.getElementById("api-error").hidden ? "ok" : document.getElementById("api-error").textContent`,
-		10*time.Second, func(s string) bool { return s == "ok" })
+	b.waitFor("the banner cleared", banner, 10*time.Second, func(s string) bool { return s == "ok" })
 	t1 := lastTime()
 	waitAfter("more updates after the restart", t1)
 }
