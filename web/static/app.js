@@ -64,6 +64,18 @@ function fmtUnit(n, unit) {
   return unit === "bytes" ? fmtBytes(n) : fmtRate(n, unit);
 }
 
+// fmtAxis is a short axis label: the unit is in the chart's title.
+function fmtAxis(n, unit) {
+  if (!Number.isFinite(n)) return "";
+  if (!unit.startsWith("bytes")) return fmtSI(n);
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < UNITS.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return (Number.isInteger(n) || Math.abs(n) >= 10 ? n.toFixed(0) : n.toFixed(1)) + " " + UNITS[i];
+}
+
 function fmtDuration(s) {
   if (!Number.isFinite(s)) return "–";
   s = Math.floor(s);
@@ -171,7 +183,7 @@ function makePlot(def, el) {
     scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.05 : 1] } },
     axes: [
       Object.assign({}, axis),
-      Object.assign({}, axis, { size: 72, values: (u, splits) => splits.map((v) => fmtUnit(v, def.unit)) }),
+      Object.assign({}, axis, { size: 64, values: (u, splits) => splits.map((v) => fmtAxis(v, def.unit)) }),
     ],
     series: [
       { value: (u, t) => (t === null ? "–" : new Date(t * 1000).toLocaleTimeString()) },
