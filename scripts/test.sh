@@ -3,7 +3,8 @@
 # use (nftables for independent packet counts, iproute2 for network
 # namespaces, chromium for the dashboard's browser test, tmux for kstat trace's
 # terminal test, systemd for systemd-analyze verify of deploy/systemd, prometheus
-# for promtool and a real server scraping the daemon). Extra arguments
+# for promtool and a real server scraping the daemon, bpftool as an independent
+# reader of BPF program statistics). Extra arguments
 # go to "go test" (default: -race ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v tmux >/dev/null || need+=(tmux)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v promtool >/dev/null || need+=(prometheus) # promtool and the server the metrics tests scrape with
+command -v bpftool >/dev/null || need+=(bpftool)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -24,6 +24,8 @@ type tracerOptions struct {
 	maxAllocs   uint32
 	stackEvery  uint32
 	sampleEvery uint32
+	budget      float64
+	window      time.Duration
 	pids        []uint
 }
 
@@ -39,6 +41,10 @@ func init() {
 			fs.Uint32Var(&tracerOpts.maxAllocs, "tracer-max-allocs", 65536, "outstanding allocations the tracer's map holds; more are counted in tracer/allocs_dropped")
 			fs.Uint32Var(&tracerOpts.sampleEvery, "tracer-sample-every", tracer.DefaultSampleEvery,
 				"track one allocation address in N for outstanding bytes, reported as estimates (N x the tracked ones; as tracer/sample_every); 1 tracks every one exactly, at a higher cost. Calls and allocated bytes are always exact")
+			fs.Float64Var(&tracerOpts.budget, "tracer-budget", 0,
+				"the most CPU the tracer's programs may use, as a share of all CPUs (0.01: 1%), measured by the kernel over --tracer-budget-window; "+
+					"over it the tracer samples 4x fewer allocations per step (tracer/budget_level), and past level 5 detaches; 0: no budget")
+			fs.DurationVar(&tracerOpts.window, "tracer-budget-window", 10*time.Second, "how long the tracer's cost is measured before the budget steps")
 			fs.Uint32Var(&tracerOpts.stackEvery, "tracer-stack-every", 16, "capture the kernel stack of one allocation in N for leak reports (0: none; at most one in --tracer-sample-every); counts stay exact")
 			fs.UintSliceVar(&tracerOpts.pids, "tracer-pid", nil, "trace only this process id (repeat for more; as writing +PID to tracer/pids)")
 		},
@@ -70,6 +76,10 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.budget < 0 || opts.budget > 1 {
+		return fmt.Errorf("--tracer-budget %v: give a share of CPU between 0 and 1", opts.budget)
+	}
+	svc.SetBudget(tracer.Budget{Share: opts.budget, Window: opts.window, Log: d.log})
 	for _, k := range svc.Knobs() {
 		if k.Name == "enable" {
 			k = trackEnable(d, "tracer", k, cap.BPF, cap.PERFMON)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kstat/kstat/internal/bpf"
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/knob"
 	"github.com/kstat/kstat/statsfs"
@@ -39,6 +40,11 @@ type Service struct {
 	fnErr  error      // why they are not
 	every  uint32     // stack sampling
 	sample uint32     // allocation sampling asked for (tracer/sample_every)
+
+	progs    *bpf.ProgView // the programs' cost and losses
+	timed    bool          // run-time statistics on (EnableStats)
+	statsOff func()        // releases them
+	budget   budgetState
 }
 
 // NewService returns a disabled tracer service whose source is src
@@ -52,6 +58,16 @@ func NewService(src *statsfs.Source, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.view = v
+	if s.progs, err = bpf.NewProgView(src, s.refresh.Record); err != nil {
+		return nil, err
+	}
+	s.budget.vals = statsfs.NewCounters(budgetTable)
+	s.budget.vals.Store(2, uint64(s.sample))
+	s.budget.vals.SetAbsent(1)
+	s.budget.stepped = s.applyLevel
+	if err := src.AddValues(budgetTable, s.refresh.Record(s.budget.vals), 0); err != nil {
+		return nil, err
+	}
 	if err := s.setPids(opts.Pids); err != nil {
 		return nil, err
 	}
@@ -91,7 +107,64 @@ func (s *Service) read() error {
 	}
 	s.procs = procs
 	s.view.update(procs, addCounters(s.base, c))
+	st, err := bpf.Stats(s.tr.Programs())
+	if err != nil {
+		return err
+	}
+	s.progs.Update(st, s.timed)
 	return nil
+}
+
+// SetBudget sets the CPU budget (see Budget); it applies from the next
+// window.
+func (s *Service) SetBudget(b Budget) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.budget.Budget = b
+	s.budget.start = time.Time{}
+}
+
+// BudgetLevel is the sampling level the budget has set (LevelDetached
+// when it detached the tracer).
+func (s *Service) BudgetLevel() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.budget.level
+}
+
+// applyLevel sets the sampling for a budget level; s.mu is held.
+func (s *Service) applyLevel(level int) {
+	s.budget.vals.Store(2, uint64(effective(s.sample, level)))
+	if s.tr == nil {
+		return
+	}
+	every := s.every
+	if level > 0 {
+		every = 0
+	}
+	if err := s.tr.SetSampleEvery(effective(s.sample, level)); err == nil {
+		_ = s.tr.SetStackEvery(every)
+	}
+}
+
+// checkBudget measures the programs' cost over the budget window and steps
+// the sampling, or detaches.
+func (s *Service) checkBudget() {
+	s.mu.Lock()
+	if s.tr == nil || s.budget.Share <= 0 || !s.timed {
+		s.mu.Unlock()
+		return
+	}
+	st, err := bpf.Stats(s.tr.Programs())
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	detach := s.budget.check(time.Now(), totalRun(st))
+	s.mu.Unlock()
+	if detach {
+		_ = s.setEnabled(false, true)
+	}
 }
 
 func addCounters(a, b Counters) Counters {
@@ -120,6 +193,7 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			_ = s.Refresh() // the error is in Collector().Status()
+			s.checkBudget()
 		}
 	}
 }
@@ -132,7 +206,11 @@ func (s *Service) Enabled() bool {
 }
 
 // SetEnabled attaches (loading fresh maps) or detaches the programs.
-func (s *Service) SetEnabled(on bool) error {
+// Attaching starts at the configured sampling (budget level 0).
+func (s *Service) SetEnabled(on bool) error { return s.setEnabled(on, false) }
+
+// setEnabled attaches or detaches; byBudget keeps the budget's level.
+func (s *Service) setEnabled(on, byBudget bool) error {
 	s.mu.Lock()
 	if on == (s.tr != nil) {
 		s.mu.Unlock()
@@ -149,6 +227,19 @@ func (s *Service) SetEnabled(on bool) error {
 			return err
 		}
 		s.tr = tr
+		s.budget.level, s.budget.start, s.budget.under = 0, time.Time{}, 0
+		s.budget.vals.Store(0, 0)
+		s.budget.vals.Store(2, uint64(s.sample))
+		// The kernel measures the programs' run time only while
+		// someone holds BPF_ENABLE_STATS.
+		if off, err := bpf.EnableStats(); err == nil {
+			s.statsOff, s.timed = off, true
+		} else {
+			s.timed = false
+			if s.budget.Log != nil {
+				s.budget.Log.Warn("tracer: no run-time statistics of its programs (run_seconds and runs absent, no CPU budget)", "err", err)
+			}
+		}
 		// The named-function counters cost on every lock and
 		// allocation too: attached only while enabled.
 		s.fns, s.fnErr = AttachFunctions()
@@ -160,6 +251,19 @@ func (s *Service) SetEnabled(on bool) error {
 		if c, err := s.tr.Counters(); err == nil {
 			s.base = addCounters(s.base, c)
 		}
+		if st, err := bpf.Stats(s.tr.Programs()); err == nil {
+			s.progs.Update(st, s.timed)
+		}
+		s.progs.Unloaded()
+		if s.statsOff != nil {
+			s.statsOff()
+			s.statsOff = nil
+		}
+		if !byBudget {
+			s.budget.level = 0
+			s.budget.vals.Store(0, 0)
+		}
+		s.budget.vals.SetAbsent(1)
 		err := s.tr.Close()
 		s.tr = nil
 		if err != nil {
@@ -307,7 +411,7 @@ func (s *Service) StackEvery() uint64 {
 func (s *Service) SetStackEvery(n uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tr != nil {
+	if s.tr != nil && s.budget.level == 0 { // the budget's levels keep stacks off
 		if err := s.tr.SetStackEvery(uint32(n)); err != nil {
 			return err
 		}
@@ -328,12 +432,8 @@ func (s *Service) SampleEvery() uint64 {
 func (s *Service) SetSampleEvery(n uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tr != nil {
-		if err := s.tr.SetSampleEvery(uint32(n)); err != nil {
-			return err
-		}
-	}
 	s.sample = uint32(n)
+	s.applyLevel(s.budget.level)
 	return nil
 }
 

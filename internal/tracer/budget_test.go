@@ -1,0 +1,224 @@
+package tracer
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
+)
+
+// The budget's steps on made-up costs: over budget raises a level per
+// window, past MaxLevel it detaches; three windows under a quarter of the
+// budget lower a level.
+func TestBudgetSteps(t *testing.T) {
+	var levels []int
+	b := budgetState{Budget: Budget{Share: 0.01, Window: time.Second}, vals: statsfs.NewCounters(budgetTable)}
+	b.stepped = func(l int) { levels = append(levels, l) }
+	now := time.Unix(1000, 0)
+	var run time.Duration
+	// cost is the share the next window measures.
+	window := func(cost float64) bool {
+		now = now.Add(time.Second)
+		run += time.Duration(cost * float64(time.Second) * float64(numCPU()))
+		return b.check(now, run)
+	}
+	b.check(now, run) // starts the first window
+	for i := range MaxLevel {
+		if window(0.02) {
+			t.Fatalf("detached at level %d", i)
+		}
+	}
+	if b.level != MaxLevel {
+		t.Fatalf("level %d after %d windows over budget", b.level, MaxLevel)
+	}
+	window(0.001)
+	window(0.001)
+	if b.level != MaxLevel {
+		t.Errorf("stepped back after two quiet windows: level %d", b.level)
+	}
+	window(0.001)
+	if b.level != MaxLevel-1 {
+		t.Errorf("level %d after three quiet windows, want %d", b.level, MaxLevel-1)
+	}
+	window(0.005) // within budget: stays
+	window(0.02)
+	if !window(0.02) || b.level != LevelDetached {
+		t.Errorf("not detached over budget at the highest level: level %d", b.level)
+	}
+	want := []int{1, 2, 3, 4, 5, 4, 5}
+	if len(levels) != len(want) {
+		t.Fatalf("levels %v, want %v", levels, want)
+	}
+	for i := range want {
+		if levels[i] != want[i] {
+			t.Fatalf("levels %v, want %v", levels, want)
+		}
+	}
+	if got := b.vals.Load(0); got != LevelDetached {
+		t.Errorf("budget_level value %d", got)
+	}
+}
+
+// A tiny budget under an allocation storm: the service raises the
+// sampling level by level (visible in tracer/budget_level and
+// sample_every_effective) and finally detaches, after which the programs
+// cost nothing: under any budget.
+func TestBudgetUnderStorm(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.RawTracepoint)
+	s, _ := newTestService(t)
+	src := s.Source()
+	s.SetBudget(Budget{Share: 1e-6, Window: 300 * time.Millisecond})
+	if err := s.SetEnabled(true); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx, 50*time.Millisecond)
+	stop := make(chan struct{})
+	defer close(stop)
+	go storm(stop)
+	seen := map[uint64]bool{}
+	var effective []uint64
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Enabled() && time.Now().Before(deadline) {
+		l := readValue(t, src, "budget_level")
+		if !seen[l] {
+			seen[l] = true
+			effective = append(effective, readValue(t, src, "sample_every_effective"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.Enabled() {
+		t.Fatalf("still attached after 30 s over budget; levels seen %v", seen)
+	}
+	if l := readValue(t, src, "budget_level"); l != LevelDetached {
+		t.Errorf("budget_level %d after detaching, want %d", l, LevelDetached)
+	}
+	t.Logf("levels seen %v, sample_every_effective %v", seen, effective)
+	if len(seen) < 3 {
+		t.Errorf("only levels %v seen on the way to detaching", seen)
+	}
+	for i := 1; i < len(effective); i++ {
+		if effective[i] <= effective[i-1] {
+			t.Errorf("sampling did not rise: %v", effective)
+		}
+	}
+	// Attaching again starts at the configured sampling.
+	if err := s.SetEnabled(true); err != nil {
+		t.Fatal(err)
+	}
+	if l := readValue(t, src, "budget_level"); l != 0 {
+		t.Errorf("budget_level %d after enabling again", l)
+	}
+}
+
+// storm allocates kernel memory (pipes) until stop closes.
+func storm(stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		var p [2]int
+		if syscall.Pipe2(p[:], syscall.O_CLOEXEC) == nil {
+			syscall.Close(p[0])
+			syscall.Close(p[1])
+		}
+	}
+}
+
+// bpftoolProg is what bpftool prints of a program.
+type bpftoolProg struct {
+	ID              uint32 `json:"id"`
+	RunTimeNs       uint64 `json:"run_time_ns"`
+	RunCnt          uint64 `json:"run_cnt"`
+	RecursionMisses uint64 `json:"recursion_misses"`
+}
+
+func bpftool(t *testing.T, id ebpf.ProgramID) bpftoolProg {
+	t.Helper()
+	out, err := exec.Command("bpftool", "prog", "show", "id", strconv.Itoa(int(id)), "--json").Output()
+	if err != nil {
+		t.Fatalf("bpftool prog show id %d: %v", id, err)
+	}
+	var p bpftoolProg
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("bpftool: %v: %s", err, out)
+	}
+	return p
+}
+
+// The own-cost values in tracer/programs/<tracepoint>/ are the kernel's
+// program info, checked against bpftool (an independent reader of the
+// same info): each bpftool figure lies between the tree's reading before
+// and after it, and for the programs that did not run in between (exec
+// and fork, while nothing execs) the three are equal.
+func TestOwnCostMatchesBpftool(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.RawTracepoint)
+	testutil.RequireCommand(t, "bpftool")
+	s, _ := newTestService(t)
+	if err := s.SetEnabled(true); err != nil {
+		t.Fatal(err)
+	}
+	h := startHelper(t, "forkexec", "KSTAT_EXECS=2", "KSTAT_FORKS=3")
+	h.Do("go")
+	progs := s.tr.Programs()
+	read := func(name string) (runs uint64, secs float64, misses uint64) {
+		src := s.Source().Find("programs/" + name)
+		if src == nil {
+			t.Fatalf("no tracer/programs/%s", name)
+		}
+		r, err := src.GetByName("run_seconds")
+		if err != nil || r.Absent {
+			t.Fatalf("run_seconds of %s: %v (absent %v)", name, err, r.Absent)
+		}
+		return readValue(t, src, "runs"), r.Float64(), readValue(t, src, "recursion_misses")
+	}
+	exact := 0
+	for name, p := range progs {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		if err := s.read(); err != nil {
+			t.Fatal(err)
+		}
+		r0, s0, m0 := read(name)
+		bt := bpftool(t, id)
+		if err := s.read(); err != nil {
+			t.Fatal(err)
+		}
+		r1, s1, m1 := read(name)
+		bs := float64(bt.RunTimeNs) / 1e9
+		if bt.RunCnt < r0 || bt.RunCnt > r1 || bs < s0-1e-9 || bs > s1+1e-9 || bt.RecursionMisses < m0 || bt.RecursionMisses > m1 {
+			t.Errorf("%s: bpftool runs %d, %.9fs, misses %d; tree before %d, %.9fs, %d; after %d, %.9fs, %d",
+				name, bt.RunCnt, bs, bt.RecursionMisses, r0, s0, m0, r1, s1, m1)
+		}
+		if r0 == r1 {
+			exact++
+			if bt.RunCnt != r0 || bt.RunTimeNs != uint64(s0*1e9+0.5) {
+				t.Errorf("%s: bpftool %d runs %d ns, tree %d runs %.0f ns", name, bt.RunCnt, bt.RunTimeNs, r0, s0*1e9)
+			}
+		}
+		if name == "sched_process_exec" && r1 < 3 {
+			t.Errorf("sched_process_exec ran %d times after 3 execs", r1)
+		}
+	}
+	if exact == 0 {
+		t.Error("no program was quiet between the readings: nothing compared exactly")
+	}
+	if os.Getenv("KSTAT_DEBUG") != "" {
+		t.Logf("%d programs compared exactly", exact)
+	}
+}
