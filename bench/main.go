@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,9 @@ type config struct {
 	benchTime     string
 	skipGoBench   bool
 	telemetryTick string
+	peerOps       int
+	peerRounds    int
+	only          string
 }
 
 func main() {
@@ -59,6 +63,9 @@ func main() {
 	flag.IntVar(&c.benchCount, "bench-count", 5, "go test -count for the Go benchmarks")
 	flag.StringVar(&c.benchTime, "bench-time", "200ms", "go test -benchtime for the Go benchmarks")
 	flag.BoolVar(&c.skipGoBench, "skip-go-bench", false, "do not run the Go benchmarks")
+	flag.IntVar(&c.peerOps, "peer-ops", 100000, "iterations of the socket and pipe loops in the tracer-and-peers step")
+	flag.IntVar(&c.peerRounds, "peer-rounds", 5, "interleaved rounds of the tracer-and-peers step")
+	flag.StringVar(&c.only, "only", "", "run only these steps (comma-separated names as logged, e.g. \"tracer peers\"); default: all")
 	flag.StringVar(&c.telemetryTick, "telemetry-interval", "1s", "telemetry/log_interval while measuring")
 	flag.Parse()
 	if c.scrapes < 200 {
@@ -116,6 +123,7 @@ func (h *harness) run() {
 	h.beginLoad()
 	h.step("iperf3", h.iperfOverhead)
 	h.step("kmalloc workload", h.tracerOverhead)
+	h.step("tracer peers", h.tracerPeers)
 	h.step("bpf cost", h.bpfCost)
 	h.endLoad()
 	h.stopMainDaemon()
@@ -128,6 +136,9 @@ func (h *harness) run() {
 
 // step runs fn and turns an error or a panic into a "could not run" note.
 func (h *harness) step(name string, fn func() error) {
+	if h.cfg.only != "" && !slices.Contains(strings.Split(h.cfg.only, ","), name) {
+		return
+	}
 	h.logf("== %s", name)
 	start := time.Now()
 	err := func() (err error) {

@@ -148,8 +148,10 @@ func TestServiceTree(t *testing.T) {
 	if err := k["enable"].Set("0"); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Source().Subordinates()) != 0 {
-		t.Error("per-process sources left after disable")
+	for _, sub := range s.Source().Subordinates() {
+		if sub.Label() == "pid" {
+			t.Errorf("per-process source %s left after disable", sub.Name())
+		}
 	}
 	// Counters of the disabled period stay.
 	if got := readValue(t, s.Source(), "exits"); got != 1 {
