@@ -9,12 +9,14 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/kstat/kstat/internal/bpf"
 	emptybpf "github.com/kstat/kstat/internal/bpf/empty"
 	"github.com/kstat/kstat/internal/tracer"
 )
@@ -90,20 +92,57 @@ func startBpftrace(prog string) (func() error, error) {
 	return stop, nil
 }
 
+// progCost accumulates the kernel's run-time statistics of a
+// configuration's kmem programs over its rounds.
+type progCost struct {
+	mu   sync.Mutex
+	run  map[string]time.Duration
+	runs map[string]uint64
+}
+
+func (c *progCost) add(name string, progs []*ebpf.Program) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range progs {
+		if st, err := p.Stats(); err == nil {
+			c.run[name] += st.Runtime
+			c.runs[name] += st.RunCount
+		}
+	}
+}
+
+// perRun is the mean run time per program run of a configuration.
+func (c *progCost) perRun(name string) (time.Duration, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runs[name] == 0 {
+		return 0, 0
+	}
+	return c.run[name] / time.Duration(c.runs[name]), c.runs[name]
+}
+
+// kmemPrograms are the tracer's programs on the floor's four hooks.
+func kmemPrograms(tr *tracer.Tracer) []*ebpf.Program {
+	ps := tr.Programs()
+	return []*ebpf.Program{ps["kmalloc"], ps["kmem_cache_alloc"], ps["kfree"], ps["kmem_cache_free"]}
+}
+
 // attachEmpty attaches the four empty kmem programs: the floor.
-func attachEmpty() (func() error, error) {
+func (h *harness) attachEmpty(cost *progCost, name string) (func() error, error) {
 	var objs emptybpf.EmptyObjects
 	if err := emptybpf.LoadEmptyObjects(&objs, nil); err != nil {
 		return nil, err
 	}
 	var links []link.Link
+	progs := []*ebpf.Program{objs.EmptyKmalloc, objs.EmptyCacheAlloc, objs.EmptyKfree, objs.EmptyCacheFree}
 	closeAll := func() error {
 		for _, l := range links {
 			l.Close()
 		}
+		cost.add(name, progs)
 		return objs.Close()
 	}
-	for _, p := range []*ebpf.Program{objs.EmptyKmalloc, objs.EmptyCacheAlloc, objs.EmptyKfree, objs.EmptyCacheFree} {
+	for _, p := range progs {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p})
 		if err != nil {
 			closeAll()
@@ -114,13 +153,30 @@ func attachEmpty() (func() error, error) {
 	return closeAll, nil
 }
 
-func attachTracer(sample, stacks uint32) func() (func() error, error) {
+// attachTracer loads kstat's tracer with the given sampling; at detach it
+// notes what the tracer could not see over the loops (stale addresses,
+// missed frees, recursion misses, allocations still tracked).
+func (h *harness) attachTracer(cost *progCost, name string, sample, stacks uint32) func() (func() error, error) {
 	return func() (func() error, error) {
 		tr, err := tracer.Open(tracer.Options{SampleEvery: sample, StackEvery: stacks})
 		if err != nil {
 			return nil, err
 		}
-		return tr.Close, nil
+		return func() error {
+			c, err := tr.Counters()
+			st, err2 := bpf.Stats(tr.Programs())
+			if err == nil && err2 == nil {
+				var misses, runs uint64
+				for _, p := range st {
+					misses += p.RecursionMisses
+					runs += p.Runs
+				}
+				cost.add(name, kmemPrograms(tr))
+				h.notef("kstat tracer (sample_every %d) over one round of the loops: stale_allocs %d, missed_frees %d, allocs_tracked at the end %d, allocs_dropped %d, procs_dropped %d, recursion_misses %d",
+					sample, c.StaleAllocs, c.MissedFrees, c.AllocsTracked, c.AllocsDropped, c.ProcsDropped, misses)
+			}
+			return tr.Close()
+		}, nil
 	}
 }
 
@@ -193,11 +249,21 @@ const rusageThread = 1
 // are interleaved; medians are reported.
 func (h *harness) tracerPeers() error {
 	const sec = "3b"
+	// The kernel measures the programs' run time while this is held.
+	statsOff, err := bpf.EnableStats()
+	if err != nil {
+		return err
+	}
+	defer statsOff()
+	cost := &progCost{run: map[string]time.Duration{}, runs: map[string]uint64{}}
+	floorName := "4 empty tp_btf programs (floor)"
+	defName := fmt.Sprintf("kstat tracer, defaults (sample_every %d, stack_every 16)", tracer.DefaultSampleEvery)
+	exactName := "kstat tracer, exact (sample_every 1, stack_every 16)"
 	configs := []peerConfig{
 		{"nothing attached", func() (func() error, error) { return func() error { return nil }, nil }},
-		{"4 empty tp_btf programs (floor)", attachEmpty},
-		{fmt.Sprintf("kstat tracer, defaults (sample_every %d, stack_every 16)", tracer.DefaultSampleEvery), attachTracer(tracer.DefaultSampleEvery, 16)},
-		{"kstat tracer, exact (sample_every 1, stack_every 16)", attachTracer(1, 16)},
+		{floorName, func() (func() error, error) { return h.attachEmpty(cost, floorName) }},
+		{defName, h.attachTracer(cost, defName, tracer.DefaultSampleEvery, 16)},
+		{exactName, h.attachTracer(cost, exactName, 1, 16)},
 	}
 	if _, err := exec.LookPath("bpftrace"); err == nil {
 		configs = append(configs,
@@ -293,6 +359,13 @@ func (h *harness) tracerPeers() error {
 		r := float64(median(times[2][2])) / float64(base[2])
 		h.measured(sec, "fork loop with the kstat tracer ÷ nothing attached", fmt.Sprintf("%.2f×", r), "≤ 1.2×", r <= 1.2)
 	}
+	var pr strings.Builder
+	pr.WriteString("| configuration | mean run time per kmem event | events |\n|---|---|---|\n")
+	for _, n := range []string{floorName, defName, exactName} {
+		d, runs := cost.perRun(n)
+		fmt.Fprintf(&pr, "| %s | %d ns | %d |\n", n, d.Nanoseconds(), runs)
+	}
+	h.detail("the same loops: the kmem programs' own run time per event (kernel BPF statistics, BPF_ENABLE_STATS)", pr.String())
 	var order []string
 	for ci, c := range configs {
 		var parts []string

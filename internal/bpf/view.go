@@ -29,7 +29,7 @@ const (
 // switched off and on) are kept, so the values only grow.
 type ProgView struct {
 	src  *statsfs.Source
-	wrap func(*statsfs.Counters) statsfs.Record
+	wrap func(*statsfs.Counters) statsfs.PartialRecord
 
 	mu    sync.Mutex
 	progs map[string]*statsfs.Counters
@@ -40,7 +40,7 @@ type ProgView struct {
 // NewProgView adds parent/programs/ (with the sums over every program) and
 // returns its view. wrap wraps each program's record (a collector's
 // Refresher.Record, so that reading refreshes).
-func NewProgView(parent *statsfs.Source, wrap func(*statsfs.Counters) statsfs.Record) (*ProgView, error) {
+func NewProgView(parent *statsfs.Source, wrap func(*statsfs.Counters) statsfs.PartialRecord) (*ProgView, error) {
 	v := &ProgView{src: statsfs.NewSource("programs"), wrap: wrap,
 		progs: map[string]*statsfs.Counters{}, base: map[string]ProgramStats{}, last: map[string]ProgramStats{}}
 	if err := v.src.AddValues(progTable, nil, 0); err != nil {

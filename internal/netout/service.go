@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/kstat/kstat/internal/bpf"
 	"github.com/kstat/kstat/internal/collector"
 )
 
@@ -39,6 +40,15 @@ type Service struct {
 	remainder uint64
 	lastTCP   uint64 // the program's TCP packets at the last sync
 	running   bool
+	progs     *bpf.ProgView // the program's cost (AddValues)
+	statsOff  func()        // releases BPF run-time statistics, nil when off
+}
+
+// timed reports whether the kernel measures the program's run time now.
+func (s *Service) timed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.statsOff != nil
 }
 
 // NewService returns a stopped service over c; Start attaches c in the
@@ -70,6 +80,11 @@ func (s *Service) Start() error {
 		return err
 	}
 	s.running = true
+	// The kernel measures run time only while someone holds
+	// BPF_ENABLE_STATS; without it run_seconds and runs are absent.
+	if off, err := bpf.EnableStats(); err == nil {
+		s.statsOff = off
+	}
 	return nil
 }
 
@@ -83,6 +98,10 @@ func (s *Service) Stop() error {
 	}
 	err := s.c.Detach()
 	s.running = false
+	if s.statsOff != nil {
+		s.statsOff()
+		s.statsOff = nil
+	}
 	// After Detach no packet runs the program: this sync is final.
 	return errors.Join(err, s.syncLocked())
 }

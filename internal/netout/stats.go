@@ -1,6 +1,9 @@
 package netout
 
 import (
+	"github.com/cilium/ebpf"
+
+	"github.com/kstat/kstat/internal/bpf"
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -22,6 +25,12 @@ var familyTable = statsfs.NewTable(
 	statsfs.Value{Name: "other_packets", Help: "Outgoing packets of other protocols (ICMP, ...) counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
 	statsfs.Value{Name: "other_bytes", Help: "Bytes of outgoing packets of other protocols, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
 )
+
+// dropTable holds netout's losses.
+var dropTable = statsfs.NewTable(statsfs.Value{
+	Name: "cgroups_dropped", Help: "Outgoing packets not counted per cgroup because the per-cgroup map was full (they are in the family counts)",
+	Type: statsfs.U64, Unit: "packets", ReadOnly: true,
+})
 
 // noutRecord backs nout: reading syncs, clearing clears.
 type noutRecord struct{ s *Service }
@@ -46,11 +55,22 @@ func (s *Service) AddValues(src *statsfs.Source) error {
 	for f := range counts {
 		counts[f] = statsfs.NewCounters(familyTable)
 	}
+	drops := statsfs.NewCounters(dropTable)
 	s.refresh = collector.NewRefresher("kstat", func() error {
 		t, err := s.Totals()
 		if err != nil {
 			return err
 		}
+		d, err := s.c.CgroupsDropped()
+		if err != nil {
+			return err
+		}
+		drops.Store(0, d)
+		st, err := bpf.Stats(map[string]*ebpf.Program{"netout": s.c.Program()})
+		if err != nil {
+			return err
+		}
+		s.progs.Update(st, s.timed())
 		for f := range counts {
 			for i := range familyTable.Len() {
 				c := t[f][Proto(i/2)]
@@ -63,6 +83,13 @@ func (s *Service) AddValues(src *statsfs.Source) error {
 		}
 		return nil
 	})
+	if err := src.AddValues(dropTable, s.refresh.Record(drops), 0); err != nil {
+		return err
+	}
+	var err error
+	if s.progs, err = bpf.NewProgView(src, s.refresh.Record); err != nil {
+		return err
+	}
 	for f := Family(0); f < Families; f++ {
 		sub := statsfs.NewInstance("family", f.String())
 		if err := sub.AddValues(familyTable, s.refresh.Record(counts[f]), 0); err != nil {

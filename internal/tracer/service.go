@@ -34,7 +34,6 @@ type Service struct {
 	tr     *Tracer
 	pids   []uint32 // the filter, ascending; empty traces all
 	sortBy string
-	procs  []Proc     // the last read
 	base   Counters   // counters of earlier enabled periods
 	fns    *Functions // named-function counters, nil when not attached
 	fnErr  error      // why they are not
@@ -93,7 +92,6 @@ func (s *Service) read() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tr == nil {
-		s.procs = nil
 		s.view.update(nil, s.base)
 		return nil
 	}
@@ -105,7 +103,6 @@ func (s *Service) read() error {
 	if err != nil {
 		return err
 	}
-	s.procs = procs
 	s.view.update(procs, addCounters(s.base, c))
 	st, err := bpf.Stats(s.tr.Programs())
 	if err != nil {
@@ -377,7 +374,7 @@ func (s *Service) Report() string {
 	if err != nil {
 		return fmt.Sprintf("tracer: %v\n", err)
 	}
-	return FormatTable(s.procs, s.sortBy, 0)
+	return FormatTable(s.view.procs(), s.sortBy, 0)
 }
 
 // FunctionsStatus is the text of tracer/functions_status: the method and
@@ -448,13 +445,9 @@ func (s *Service) Cgroups() (map[uint64]CgroupCounts, error) {
 	return s.tr.Cgroups()
 }
 
-// Procs returns the processes of the last refresh (Refresh first for fresh
-// ones), each with its cgroup v2 id.
-func (s *Service) Procs() []Proc {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Proc(nil), s.procs...)
-}
+// Procs returns the processes as the tree holds them after the last
+// refresh (Refresh first for fresh ones), each with its cgroup v2 id.
+func (s *Service) Procs() []Proc { return s.view.procs() }
 
 // Knobs returns the service's knobs: enable, pids, sample_every,
 // stack_every and sort.

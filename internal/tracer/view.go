@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"math"
 	"strconv"
 	"sync"
 
@@ -80,9 +81,11 @@ var procTable = func() *statsfs.Table {
 	return statsfs.NewTable(vs...)
 }()
 
-var infoTable = statsfs.NewTable(statsfs.Value{
-	Name: "ppid", Help: "the parent's process id when the tracer first saw the group", Type: statsfs.U32, Flag: statsfs.Floating, Info: true,
-})
+// infoTable is what a process is, in this order.
+var infoTable = statsfs.NewTable(
+	statsfs.Value{Name: "ppid", Help: "the parent's process id when the tracer first saw the group", Type: statsfs.U32, Flag: statsfs.Floating, Info: true},
+	statsfs.Value{Name: "cgroup", Help: "the group's cgroup v2 id (the cgroup directory's inode number) when the tracer first saw it or at its last exec", Type: statsfs.U64, Flag: statsfs.Floating, Info: true},
+)
 
 // globalTable holds what the tracer could not see, so that false leaks
 // and missing counts are explainable. update fills it in this order.
@@ -164,6 +167,7 @@ func (v *view) update(procs []Proc, c Counters) {
 		}
 		fill(ps.rec, p)
 		ps.info.Store(0, uint64(p.Ppid))
+		ps.info.Store(1, p.Cgroup)
 		ps.mu.Lock()
 		ps.comm = p.Comm
 		ps.mu.Unlock()
@@ -201,4 +205,34 @@ func fill(r *statsfs.Counters, p *Proc) {
 		r.StoreFloat(vKinds+3*k+1, float64(p.LockWaitNs[k])/1e9)
 		r.StoreFloat(vKinds+3*k+2, float64(p.LockMaxNs[k])/1e9)
 	}
+}
+
+// procs rebuilds the processes from the tree's values: the report and the
+// per-cgroup views read the tree, not the BPF maps.
+func (v *view) procs() []Proc {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]Proc, 0, len(v.pids))
+	secs := func(r *statsfs.Counters, i int) uint64 { return uint64(math.Float64frombits(r.Load(i))*1e9 + 0.5) }
+	for pid, ps := range v.pids {
+		r := ps.rec
+		p := Proc{
+			Pid: pid, Ppid: uint32(ps.info.Load(0)), Cgroup: ps.info.Load(1),
+			Forks: r.Load(vForks), Threads: r.Load(vThreads), Execs: r.Load(vExecs),
+			ThreadExits: r.Load(vThreadExits), ChildExits: r.Load(vChildExits),
+			Kmalloc: r.Load(vKmalloc), Kfree: r.Load(vKfree), CacheAlloc: r.Load(vCacheAlloc), CacheFree: r.Load(vCacheFree),
+			BytesReq: r.Load(vBytesReq), BytesAlloc: r.Load(vBytesAlloc), BytesFreed: r.Load(vBytesFreed),
+			BytesOut: r.Load(vBytesOut), AllocsOut: r.Load(vAllocsOut), Failed: r.Load(vFailed),
+		}
+		for k := range LockKinds {
+			p.LockCount[k] = r.Load(vKinds + 3*k)
+			p.LockWaitNs[k] = secs(r, vKinds+3*k+1)
+			p.LockMaxNs[k] = secs(r, vKinds+3*k+2)
+		}
+		ps.mu.Lock()
+		p.Comm = ps.comm
+		ps.mu.Unlock()
+		out = append(out, p)
+	}
+	return out
 }
