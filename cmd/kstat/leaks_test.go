@@ -88,7 +88,7 @@ func TestLeaksShowsPipes(t *testing.T) {
 // The text report ends with the loss counters and their rates.
 func TestLeaksText(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.RawTracepoint)
-	stdout, stderr, err := runKstat(t, "leaks", "--duration", "500ms", "--older-than", "0s", "--top", "2")
+	stdout, stderr, err := runKstat(t, "leaks", "--duration", "500ms", "--older-than", "0s", "--top", "50") // other loads on the machine may hold the biggest stacks
 	if err != nil {
 		t.Fatalf("kstat leaks: %v\n%s", err, stderr)
 	}
