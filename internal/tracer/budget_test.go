@@ -86,15 +86,14 @@ func TestBudgetUnderStorm(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go storm(stop)
-	seen := map[uint64]bool{}
-	var effective []uint64
+	seen := map[uint64]bool{}      // budget_level values
+	effective := map[uint64]bool{} // sample_every_effective values
 	deadline := time.Now().Add(30 * time.Second)
 	for s.Enabled() && time.Now().Before(deadline) {
-		l := readValue(t, src, "budget_level")
-		if !seen[l] && l <= MaxLevel {
+		if l := readValue(t, src, "budget_level"); l <= MaxLevel {
 			seen[l] = true
-			effective = append(effective, readValue(t, src, "sample_every_effective"))
 		}
+		effective[readValue(t, src, "sample_every_effective")] = true
 		time.Sleep(20 * time.Millisecond)
 	}
 	if s.Enabled() {
@@ -107,10 +106,14 @@ func TestBudgetUnderStorm(t *testing.T) {
 	if len(seen) < 3 {
 		t.Errorf("only levels %v seen on the way to detaching", seen)
 	}
-	for i := 1; i < len(effective); i++ {
-		if effective[i] <= effective[i-1] {
-			t.Errorf("sampling did not rise: %v", effective)
+	// Each level samples 4x fewer: 1, 4, 16, ... up to 4^MaxLevel.
+	for e := range effective {
+		if e == 0 || e > 1<<(2*MaxLevel) || e&(e-1) != 0 || (e&0x55555555) == 0 {
+			t.Errorf("sample_every_effective %d is not 4^level", e)
 		}
+	}
+	if len(effective) < 3 {
+		t.Errorf("sampling did not rise: %v", effective)
 	}
 	// Attaching again starts at the configured sampling.
 	if err := s.SetEnabled(true); err != nil {
