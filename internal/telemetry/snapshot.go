@@ -37,7 +37,9 @@ type Snapshot struct {
 	// Rates are per second since the previous snapshot; nil for the first.
 	Rates *Rates `json:"rates,omitempty"`
 	// Missing names the tree paths the snapshot wanted and did not find,
-	// such as "memory" when the meminfo collector did not start.
+	// such as "memory" when the meminfo collector did not start, and the
+	// values that were unavailable ("memory/available" on a kernel without
+	// MemAvailable); those read 0 here.
 	Missing []string `json:"missing,omitempty"`
 }
 
@@ -88,7 +90,7 @@ func (r *reader) get(s *statsfs.Source, path, name string) statsfs.Reading {
 		return statsfs.Reading{}
 	}
 	v, err := s.GetByName(name)
-	if err != nil {
+	if err != nil || v.Absent {
 		r.missing = append(r.missing, path+"/"+name)
 	}
 	return v

@@ -46,7 +46,7 @@ type tree struct {
 	logs             *logBuffer
 }
 
-func newTree(t *testing.T) *tree {
+func newTree(t testing.TB) *tree {
 	tr := &tree{root: statsfs.NewSource("kstat"), net: statsfs.NewSource("net")}
 	tr.top = statsfs.NewCounters(topTable)
 	must(t, tr.root.AddValues(topTable, tr.top, 0))
