@@ -682,3 +682,52 @@ func TestDashboardReconnect(t *testing.T) {
 	t1 := lastTime()
 	waitAfter("more updates after the restart", t1)
 }
+
+// TestDashboardReadOnly: to a viewer who may not write (plain HTTP, no
+// credentials) the page says read-only, shows the server's hint where the
+// controls were, and offers no control that works: none is visible or
+// enabled, and a write the page sends anyway is refused, the mount keeping
+// its setting.
+func TestDashboardReadOnly(t *testing.T) {
+	d, base := startHTTPDaemon(t)
+	code, body := httpDo(t, "GET", base+"/api/v1/access", "")
+	var acc struct {
+		Write bool   `json:"write"`
+		Hint  string `json:"hint"`
+	}
+	if err := json.Unmarshal([]byte(body), &acc); code != http.StatusOK || err != nil || acc.Write || acc.Hint == "" {
+		t.Fatalf("GET /api/v1/access: %d %s (%v); want write false with a hint", code, body, err)
+	}
+	b := newBrowser(t)
+	b.run("opening the dashboard", 60*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("memory-panel")))
+	b.waitFor("the header's access", dashText("access"), 15*time.Second, func(s string) bool { return s == "read-only" })
+	b.waitFor("knob values shown", dashText("kstat-start"), 15*time.Second, func(s string) bool { return s == "0 (stopped)" })
+
+	// No control is shown, let alone enabled.
+	shownControls := `JSON.stringify(Array.from(document.querySelectorAll("button, input, select, textarea"))
+		.filter((e) => e.offsetParent !== null || !e.disabled).map((e) => e.id || e.outerHTML))`
+	if got := b.eval("controls", shownControls); got != "[]" {
+		t.Errorf("controls shown or enabled to a read-only viewer: %s", got)
+	}
+	hints := b.eval("hints", `JSON.stringify(Array.from(document.querySelectorAll(".ro-hint")).map((e) => e.offsetParent !== null ? e.textContent : "(hidden)"))`)
+	var shown []string
+	if err := json.Unmarshal([]byte(hints), &shown); err != nil || len(shown) != 3 {
+		t.Fatalf("hints %s: %v", hints, err)
+	}
+	for _, h := range shown {
+		if h != acc.Hint {
+			t.Errorf("a knob panel's hint is %q, want the server's %q", h, acc.Hint)
+		}
+	}
+
+	// A write sent from the page anyway is refused; the mount keeps 0.
+	b.eval("a PUT from the page", `(fetch("/api/v1/knobs/kstat/start", {method: "PUT", body: "1"}).then((r) => { window.putStatus = String(r.status); }), "")`)
+	got := b.waitFor("the PUT's answer", `window.putStatus || ""`, 10*time.Second, func(s string) bool { return s != "" })
+	if got != "403" {
+		t.Errorf("PUT kstat/start from a read-only page: %s, want 403", got)
+	}
+	if v := dashReadMount(t, d, "kstat/start"); v != "0" {
+		t.Errorf("the mount's kstat/start is %q after a refused write, want 0", v)
+	}
+	b.screenshot(t, "-readonly")
+}

@@ -188,7 +188,7 @@ function makePlot(def, el) {
     series: [
       { value: (u, t) => (t === null ? "–" : new Date(t * 1000).toLocaleTimeString()) },
       ...def.series.map((s, i) => ({
-        label: s.label,
+        label: s.label.length > 36 ? s.label.slice(0, 35) + "…" : s.label,
         stroke: COLORS[i % COLORS.length],
         width: 1.5,
         spanGaps: false,
