@@ -97,7 +97,10 @@ var listenRE = regexp.MustCompile(`msg="HTTP server listening" addr=(\S+)`)
 func start(t *testing.T, mount string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{mount: mount, log: &syncBuf{}, done: make(chan struct{})}
-	d.cmd = exec.Command(binary, append([]string{"serve", "--mount", mount, "--listen", "127.0.0.1:0"}, args...)...)
+	// The control socket sits beside the mount point, so that a round
+	// of TestKills finds the one a killed daemon left.
+	sock := filepath.Join(filepath.Dir(mount), "kstat.sock")
+	d.cmd = exec.Command(binary, append([]string{"serve", "--mount", mount, "--listen", "127.0.0.1:0", "--control-socket", sock}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
@@ -436,7 +439,8 @@ func heldBPF(pid int) (progs, links []uint32) {
 // TestKills SIGKILLs the daemon -kills times at random moments (some in
 // start-up): each time it stops the process first (SIGSTOP) to list the
 // BPF programs and links it holds, kills it, and checks that the kernel
-// has freed every one of them; the next start must recover the mount.
+// has freed every one of them; the next start must recover the mount (and
+// the control socket the killed daemon left).
 func TestKills(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.Netfilter)
 	ns := testutil.NewNetNS(t)

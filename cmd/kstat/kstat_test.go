@@ -449,7 +449,7 @@ func TestKstatWithoutCapability(t *testing.T) {
 		t.Errorf("feature/kstat/reason = %q, want it to name CAP_NET_ADMIN", reason)
 	}
 
-	out, err := exec.Command("setpriv", append(drop, "--mount", filepath.Join(t.TempDir(), "mnt"), "--listen", "", "--kstat-start")...).CombinedOutput()
+	out, err := exec.Command("setpriv", append(drop, "--mount", filepath.Join(t.TempDir(), "mnt"), "--listen", "", "--control-socket", "", "--kstat-start")...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "kstat: kstat: ") || !strings.Contains(string(out), "CAP_NET_ADMIN") {
 		t.Errorf("--kstat-start without CAP_NET_ADMIN: %v, want a non-zero exit naming CAP_NET_ADMIN:\n%s", err, out)
 	}

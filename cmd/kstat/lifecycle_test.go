@@ -32,9 +32,10 @@ func serveMustFail(t *testing.T, args []string, want ...string) {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	mount := filepath.Join(t.TempDir(), "mnt")
+	bin := kstatBinary(t) // built before the clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kstatBinary(t), append([]string{"serve", "--mount", mount, "--control-socket", ""}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--mount", mount, "--control-socket", ""}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -93,6 +94,23 @@ func TestServeFailsClosed(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) { serveMustFail(t, c.args, c.want...) })
 	}
+	t.Run("tracer without BPF capabilities", func(t *testing.T) {
+		// Without CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN nothing can load
+		// the tracer's programs: --tracer asked for it, so the daemon
+		// exits; KSTAT and the IRQ counters, not asked for, only degrade.
+		testutil.RequireCommand(t, "setpriv")
+		drop := "-bpf,-perfmon,-sys_admin"
+		out, err := exec.Command("setpriv", "--inh-caps", drop, "--bounding-set", drop, "--",
+			kstatBinary(t), "serve", "--mount", "", "--listen", "", "--control-socket", "", "--tracer").CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		last := lines[len(lines)-1]
+		if err == nil || !strings.HasPrefix(last, "kstat: tracer: --tracer: ") || !strings.Contains(last, "CAP_BPF") {
+			t.Errorf("--tracer without CAP_BPF: %v, want a non-zero exit whose last line names --tracer and CAP_BPF:\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "feature=kstat") {
+			t.Errorf("KSTAT's missing capability is not reported as a degraded feature:\n%s", out)
+		}
+	})
 	t.Run("mount on a file", func(t *testing.T) {
 		testutil.RequireFUSE(t)
 		cmd := exec.Command(kstatBinary(t), "serve", "--mount", file, "--listen", "", "--control-socket", "")
