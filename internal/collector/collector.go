@@ -263,6 +263,16 @@ func (r *Refresher) wait(f *flight) error {
 	}
 }
 
+// Expire makes the next Refresh read, however fresh the last read is
+// (for benchmarks of whole reads).
+func (r *Refresher) Expire() {
+	if s := r.last.Load(); s != nil {
+		old := *s
+		old.Time = time.Time{}
+		r.last.Store(&old)
+	}
+}
+
 // Record returns a statsfs record of c that refreshes before each load.
 // While the collector's last read failed (or timed out), every value is
 // absent (not the last numbers, not 0); otherwise a value is absent when c

@@ -2,9 +2,10 @@ package collector
 
 import (
 	"errors"
-	"io"
-	"os"
+	"io/fs"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kstat/kstat/statsfs"
 )
@@ -16,14 +17,17 @@ var ErrMalformed = errors.New("malformed")
 // ReadFile reads the whole file at path into buf, growing it as needed, and
 // returns the filled slice (which aliases buf when buf was large enough).
 // It uses one open and as few reads as the file needs, with no stat: /proc
-// files report size 0. Keep the returned slice as the next call's buf to
-// read without allocating.
+// files report size 0. It calls open(2), read(2) and close(2) directly:
+// an *os.File would also register the descriptor with the runtime's poller
+// and set a finalizer, which costs more than reading a small /proc file.
+// Keep the returned slice as the next call's buf to read without
+// allocating. Errors are *fs.PathError, as os.Open's.
 func ReadFile(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0) })
 	if err != nil {
-		return buf[:0], err
+		return buf[:0], &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	if cap(buf) == 0 {
 		buf = make([]byte, 0, 4096)
 	}
@@ -32,13 +36,23 @@ func ReadFile(path string, buf []byte) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
+		n, err := retryEINTR(func() (int, error) { return unix.Read(fd, buf[len(buf):cap(buf)]) })
+		if err != nil {
+			return buf, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
 			return buf, nil
 		}
-		if err != nil {
-			return buf, err
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// retryEINTR calls f again while it fails with EINTR.
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != unix.EINTR {
+			return n, err
 		}
 	}
 }

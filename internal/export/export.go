@@ -168,19 +168,12 @@ func New(root *statsfs.Source, opts Options) *Collector {
 	c := &Collector{
 		root: root,
 		opts: opts,
-		durationDesc: prometheus.NewDesc(ns+"_scrape_collector_duration_seconds",
-			"How long the collector's last read of its kernel files took.", []string{"collector"}, nil),
-		successDesc: prometheus.NewDesc(ns+"_scrape_collector_success",
-			"Whether the collector's last read succeeded (1) or failed (0).", []string{"collector"}, nil),
-		skippedDesc: prometheus.NewDesc(ns+"_scrape_collector_skipped_lines_total",
-			"Lines of its kernel files the collector could not parse and skipped (their values are absent), since the daemon started.", []string{"collector"}, nil),
-		buildDesc: prometheus.NewDesc(ns+"_build_info",
-			"kstat's version, commit and Go version; the value is always 1.", []string{"version", "commit", "goversion"}, nil),
-		pidsDroppedDesc: prometheus.NewDesc(ns+"_exporter_pids_dropped",
-			"Pids whose series this scrape left out to keep within the pid budget (--metrics-max-pids).", nil, nil),
-		seriesDroppedDesc: prometheus.NewDesc(ns+"_exporter_series_dropped",
-			"Series this scrape left out: duplicate (same name and labels as an earlier one) or conflict (same name as a family of the other metric type, or as one of kstat's own metrics).",
-			[]string{"reason"}, nil),
+		durationDesc: prometheus.NewDesc(ns+"_scrape_collector_duration_seconds", helpDuration, []string{"collector"}, nil),
+		successDesc: prometheus.NewDesc(ns+"_scrape_collector_success", helpSuccess, []string{"collector"}, nil),
+		skippedDesc: prometheus.NewDesc(ns+"_scrape_collector_skipped_lines_total", helpSkipped, []string{"collector"}, nil),
+		buildDesc: prometheus.NewDesc(ns+"_build_info", helpBuild, []string{"version", "commit", "goversion"}, nil),
+		pidsDroppedDesc: prometheus.NewDesc(ns+"_exporter_pids_dropped", helpPidsDropped, nil, nil),
+		seriesDroppedDesc: prometheus.NewDesc(ns+"_exporter_series_dropped", helpSeriesDropped, []string{"reason"}, nil),
 		sources:  map[*statsfs.Source]*sourceEntry{},
 		families: map[string]*family{},
 		pidIndex: map[string]int{},
@@ -196,6 +189,16 @@ func New(root *statsfs.Source, opts Options) *Collector {
 		opts.Version, opts.Commit, runtime.Version())
 	return c
 }
+
+// The HELP texts of the extras.
+const (
+	helpDuration      = "How long the collector's last read of its kernel files took."
+	helpSuccess       = "Whether the collector's last read succeeded (1) or failed or timed out (0)."
+	helpSkipped       = "Lines of its kernel files the collector could not parse and skipped (their values are absent), since the daemon started."
+	helpBuild         = "kstat's version, commit and Go version; the value is always 1."
+	helpPidsDropped   = "Pids whose series this scrape left out to keep within the pid budget (--metrics-max-pids)."
+	helpSeriesDropped = "Series this scrape left out: duplicate (same name and labels as an earlier one) or conflict (same name as a family of the other metric type, or as one of kstat's own metrics)."
+)
 
 // Describe sends nothing: the Collector is unchecked.
 func (c *Collector) Describe(chan<- *prometheus.Desc) {}

@@ -163,7 +163,7 @@ func TestBuildInfoAndCollectorStatus(t *testing.T) {
 # HELP kstat_build_info kstat's version, commit and Go version; the value is always 1.
 # TYPE kstat_build_info gauge
 kstat_build_info{commit="abc",goversion=%q,version="1.2.3"} 1
-# HELP kstat_scrape_collector_success Whether the collector's last read succeeded (1) or failed (0).
+# HELP kstat_scrape_collector_success Whether the collector's last read succeeded (1) or failed or timed out (0).
 # TYPE kstat_scrape_collector_success gauge
 kstat_scrape_collector_success{collector="meminfo"} 1
 kstat_scrape_collector_success{collector="netdev"} 0

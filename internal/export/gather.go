@@ -3,12 +3,14 @@ package export
 import (
 	"cmp"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 // seriesMetric is a prometheus.Metric of one series of a scrape. Its label
@@ -78,10 +80,59 @@ func (c *Collector) Gather() ([]*dto.MetricFamily, error) {
 	for _, mf := range mfs {
 		slices.SortFunc(mf.Metric, compareLabels)
 	}
-	extras, err := gatherOf(c.extras(pidsDropped, duplicates))
-	mfs = append(mfs, extras...)
+	mfs = append(mfs, c.extraFamilies(pidsDropped, duplicates)...)
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return mfs, err
+	return mfs, nil
+}
+
+// extraFamilies are the families of Collector.extras, built directly:
+// a registry of their own would cost more than the rest of the scrape's
+// families.
+func (c *Collector) extraFamilies(pidsDropped, duplicates int) []*dto.MetricFamily {
+	ns := c.opts.Namespace
+	gauge, counter := dto.MetricType_GAUGE, dto.MetricType_COUNTER
+	fam := func(name, help string, t dto.MetricType) *dto.MetricFamily {
+		return &dto.MetricFamily{Name: proto.String(ns + name), Help: proto.String(help), Type: t.Enum()}
+	}
+	label := func(name, value string) *dto.LabelPair {
+		return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+	}
+	var out []*dto.MetricFamily
+	if c.opts.Collectors != nil {
+		dur := fam("_scrape_collector_duration_seconds", helpDuration, gauge)
+		succ := fam("_scrape_collector_success", helpSuccess, gauge)
+		skip := fam("_scrape_collector_skipped_lines_total", helpSkipped, counter)
+		for _, col := range c.opts.Collectors.All() {
+			st := col.Status()
+			ok := 0.0
+			if st.Err == nil {
+				ok = 1
+			}
+			lp := []*dto.LabelPair{label("collector", st.Name)}
+			dur.Metric = append(dur.Metric, &dto.Metric{Label: lp, Gauge: &dto.Gauge{Value: proto.Float64(st.Duration.Seconds())}})
+			succ.Metric = append(succ.Metric, &dto.Metric{Label: lp, Gauge: &dto.Gauge{Value: proto.Float64(ok)}})
+			skip.Metric = append(skip.Metric, &dto.Metric{Label: lp, Counter: &dto.Counter{Value: proto.Float64(float64(st.SkippedLines))}})
+		}
+		for _, f := range []*dto.MetricFamily{dur, succ, skip} {
+			if len(f.Metric) > 0 {
+				slices.SortFunc(f.Metric, compareLabels)
+				out = append(out, f)
+			}
+		}
+	}
+	build := fam("_build_info", helpBuild, gauge)
+	build.Metric = []*dto.Metric{{
+		Label: []*dto.LabelPair{label("commit", c.opts.Commit), label("goversion", runtime.Version()), label("version", c.opts.Version)},
+		Gauge: &dto.Gauge{Value: proto.Float64(1)},
+	}}
+	pids := fam("_exporter_pids_dropped", helpPidsDropped, gauge)
+	pids.Metric = []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(float64(pidsDropped))}}}
+	series := fam("_exporter_series_dropped", helpSeriesDropped, gauge)
+	series.Metric = []*dto.Metric{
+		{Label: []*dto.LabelPair{label("reason", "conflict")}, Gauge: &dto.Gauge{Value: proto.Float64(float64(c.conflicts))}},
+		{Label: []*dto.LabelPair{label("reason", "duplicate")}, Gauge: &dto.Gauge{Value: proto.Float64(float64(duplicates))}},
+	}
+	return append(out, build, pids, series)
 }
 
 // compareLabels orders the series of one family by their label values,
@@ -93,26 +144,6 @@ func compareLabels(a, b *dto.Metric) int {
 		}
 	}
 	return cmp.Compare(len(a.Label), len(b.Label))
-}
-
-// gatherOf gathers a few metrics through a registry of their own.
-func gatherOf(ms []prometheus.Metric) ([]*dto.MetricFamily, error) {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(metrics(ms)); err != nil {
-		return nil, err
-	}
-	return reg.Gather()
-}
-
-// metrics is a fixed list of metrics as an unchecked collector.
-type metrics []prometheus.Metric
-
-func (metrics) Describe(chan<- *prometheus.Desc) {}
-
-func (ms metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, m := range ms {
-		ch <- m
-	}
 }
 
 // NewGatherer returns what /metrics serves: c's families, gathered

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -159,6 +160,7 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !ok {
 		return nil, syscall.ENOENT
 	}
+	cacheEntry(out, e)
 	if ch := n.GetChild(name); ch != nil && same(ch.Operations(), e) {
 		n.fs.attr(&out.Attr, e.mode())
 		return ch, 0
@@ -175,6 +177,22 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	n.fs.attr(&out.Attr, e.mode())
 	return n.NewInode(ctx, node, fs.StableAttr{Mode: e.mode() & syscall.S_IFMT}), 0
+}
+
+// CacheFor is how long the kernel may keep an entry or attributes without
+// asking again. Modes never change, nor do the value and control files of
+// a source, nor the sources that are not instances; an instance source
+// (a process, a device) can go at any time, so its directory entry is not
+// cached: the kernel looks it up on every path walk, and a gone instance
+// fails the walk at once. File contents are never cached (direct I/O).
+const CacheFor = time.Second
+
+// cacheEntry sets how long the kernel may cache the entry of e.
+func cacheEntry(out *fuse.EntryOut, e entry) {
+	out.SetAttrTimeout(CacheFor)
+	if e.sub == nil || e.sub.Label() == "" {
+		out.SetEntryTimeout(CacheFor)
+	}
 }
 
 // same reports whether node is the one that serves e.
@@ -205,6 +223,11 @@ func (n *dirNode) Readdir(context.Context) (fs.DirStream, syscall.Errno) {
 func (n *dirNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fs.attr(&out.Attr, fuse.S_IFDIR|0o755)
 	out.Nlink = 2
+	if n.path != "" {
+		// Not the root's: a stat of the mount point must reach the
+		// daemon, so that a dead mount reads ENOTCONN at once.
+		out.SetTimeout(CacheFor)
+	}
 	return 0
 }
 
@@ -222,12 +245,14 @@ func (f *filesystem) attr(a *fuse.Attr, mode uint32) {
 // since the text is only made when the file is opened.
 func (n *valueNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fs.attr(&out.Attr, fuse.S_IFREG|uint32(n.ref.Value().Mode().Perm()))
+	out.SetTimeout(CacheFor)
 	return 0
 }
 
 // Getattr reports the control's mode.
 func (n *controlNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fs.attr(&out.Attr, fuse.S_IFREG|uint32(n.c.Mode().Perm()))
+	out.SetTimeout(CacheFor)
 	return 0
 }
 
