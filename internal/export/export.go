@@ -166,19 +166,19 @@ func New(root *statsfs.Source, opts Options) *Collector {
 	}
 	ns := opts.Namespace
 	c := &Collector{
-		root: root,
-		opts: opts,
-		durationDesc: prometheus.NewDesc(ns+"_scrape_collector_duration_seconds", helpDuration, []string{"collector"}, nil),
-		successDesc: prometheus.NewDesc(ns+"_scrape_collector_success", helpSuccess, []string{"collector"}, nil),
-		skippedDesc: prometheus.NewDesc(ns+"_scrape_collector_skipped_lines_total", helpSkipped, []string{"collector"}, nil),
-		buildDesc: prometheus.NewDesc(ns+"_build_info", helpBuild, []string{"version", "commit", "goversion"}, nil),
-		pidsDroppedDesc: prometheus.NewDesc(ns+"_exporter_pids_dropped", helpPidsDropped, nil, nil),
+		root:              root,
+		opts:              opts,
+		durationDesc:      prometheus.NewDesc(ns+"_scrape_collector_duration_seconds", helpDuration, []string{"collector"}, nil),
+		successDesc:       prometheus.NewDesc(ns+"_scrape_collector_success", helpSuccess, []string{"collector"}, nil),
+		skippedDesc:       prometheus.NewDesc(ns+"_scrape_collector_skipped_lines_total", helpSkipped, []string{"collector"}, nil),
+		buildDesc:         prometheus.NewDesc(ns+"_build_info", helpBuild, []string{"version", "commit", "goversion"}, nil),
+		pidsDroppedDesc:   prometheus.NewDesc(ns+"_exporter_pids_dropped", helpPidsDropped, nil, nil),
 		seriesDroppedDesc: prometheus.NewDesc(ns+"_exporter_series_dropped", helpSeriesDropped, []string{"reason"}, nil),
-		sources:  map[*statsfs.Source]*sourceEntry{},
-		families: map[string]*family{},
-		pidIndex: map[string]int{},
-		seen:     map[uint64]struct{}{},
-		seed:     maphash.MakeSeed(),
+		sources:           map[*statsfs.Source]*sourceEntry{},
+		families:          map[string]*family{},
+		pidIndex:          map[string]int{},
+		seen:              map[uint64]struct{}{},
+		seed:              maphash.MakeSeed(),
 	}
 	// The tree's values never take the names of the extras.
 	c.reserved = map[string]bool{}
