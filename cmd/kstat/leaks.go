@@ -98,6 +98,7 @@ func runLeaks(ctx context.Context, w io.Writer, opts leaksOptions) error {
 		return err
 	}
 	defer tr.Close()
+	fmt.Fprintf(os.Stderr, "kstat leaks: tracing allocations for %v (Ctrl-C reports early)\n", opts.duration)
 	start := time.Now()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,12 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kstat/kstat/internal/client"
 	"github.com/kstat/kstat/internal/netout"
 )
 
 // tcpOptions are the flags of "kstat tcp".
 type tcpOptions struct {
 	mount    string
+	socket   string
 	duration time.Duration
 	interval time.Duration
 	watch    bool
@@ -42,14 +43,15 @@ of counter packets), the counter and start settings, and the packets and bytes
 sent per family (IPv4, IPv6) and protocol (TCP, UDP, other), as counted by a
 netfilter BPF program at the LOCAL_OUT hooks.
 
-When a daemon ("kstat serve") has its statistics mounted at --mount, tcp
-reads them there. Otherwise it loads the program itself, counts for
+When a daemon ("kstat serve") runs, tcp reads its counts from its mount
+(--mount) or, when nothing is mounted, its control socket (--socket). Otherwise it loads the program itself, counts for
 --duration (0: until SIGINT or SIGTERM) in the network namespace --netns, if
 given, prints the result and detaches; this needs root, or CAP_BPF,
 CAP_PERFMON and CAP_NET_ADMIN.
 
 --watch prints a line every --interval with nout, the TCP packets counted and
-their rate in packets per second, for --duration (0: until interrupted).`,
+their rate in packets per second, until interrupted (or for --duration when
+given).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.interval <= 0 {
@@ -60,17 +62,24 @@ their rate in packets per second, for --duration (0: until interrupted).`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			src, err := openTCPSource(opts)
+			if opts.watch && !cmd.Flags().Changed("duration") {
+				opts.duration = 0 // --watch runs until interrupted
+			}
+			src, err := openTCPSource(cmd.ErrOrStderr(), opts)
 			if err != nil {
 				return err
 			}
 			defer src.close()
+			if src.svc != nil && !opts.watch {
+				fmt.Fprintf(cmd.ErrOrStderr(), "kstat tcp: no daemon; counting with its own program for %v (Ctrl-C stops early)\n", opts.duration)
+			}
 			return runTCP(ctx, cmd.OutOrStdout(), src, opts)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.mount, "mount", "/run/kstat", "where a running daemon has mounted its statistics")
-	fl.DurationVar(&opts.duration, "duration", 5*time.Second, "how long to count without a daemon, or to --watch (0: until interrupted)")
+	fl.StringVar(&opts.mount, "mount", defaultMount, "where a running daemon has mounted its statistics")
+	fl.StringVar(&opts.socket, "socket", defaultSocket, "a running daemon's control socket, used when nothing is mounted at --mount")
+	fl.DurationVar(&opts.duration, "duration", 5*time.Second, "how long to count without a daemon; with --watch, how long to watch (default: until interrupted)")
 	fl.DurationVar(&opts.interval, "interval", time.Second, "time between --watch lines")
 	fl.BoolVar(&opts.watch, "watch", false, "follow the counts live with a packets-per-second rate")
 	fl.StringVar(&opts.netns, "netns", "", "without a daemon: count in this network namespace (/run/netns/NAME or /proc/PID/ns/net)")
@@ -86,38 +95,45 @@ type tcpReading struct {
 	totals  netout.Totals
 }
 
-// tcpSource gives readings from a daemon's mount or from a program of our
-// own.
+// tcpSource gives readings from a daemon (its mount or its control
+// socket) or from a program of our own.
 type tcpSource struct {
-	dir  string          // the daemon's kstat directory, or ""
-	svc  *netout.Service // our own service when there is no daemon
-	desc string
+	daemon *client.Client  // the daemon's tree, or nil
+	svc    *netout.Service // our own service when there is no daemon
+	desc   string
 }
 
-// openTCPSource uses the daemon's mount when it has kstat/nout, and loads
+// openTCPSource uses the daemon's tree when it has kstat/nout, and loads
 // and starts the program otherwise.
-func openTCPSource(opts tcpOptions) (*tcpSource, error) {
-	dir := filepath.Join(opts.mount, "kstat")
-	if _, err := os.Stat(filepath.Join(dir, "nout")); err == nil {
-		if opts.netns != "" {
-			return nil, fmt.Errorf("--netns is for counting without a daemon; the daemon at %s counts in the namespace it was given", opts.mount)
+func openTCPSource(stderr io.Writer, opts tcpOptions) (*tcpSource, error) {
+	done := waitNotice(stderr, "kstat tcp: asking the daemon at %s or %s ...", opts.mount, opts.socket)
+	c, err := client.Open(opts.mount, opts.socket)
+	if err == nil {
+		if _, nerr := c.Get("kstat/nout"); nerr != nil {
+			err = nerr
 		}
-		return &tcpSource{dir: dir, desc: "daemon at " + opts.mount}, nil
 	}
-	c, err := netout.Load()
-	if err != nil {
-		return nil, fmt.Errorf("no daemon's statistics at %s, and counting here failed: %w", opts.mount, err)
-	}
-	s, err := netout.NewService(c, opts.netns)
+	done()
 	if err == nil {
-		err = s.SetStep(opts.counter)
+		if opts.netns != "" {
+			return nil, fmt.Errorf("--netns is for counting without a daemon; the daemon at %s counts in the namespace it was given", c.Via())
+		}
+		return &tcpSource{daemon: c, desc: "daemon at " + strings.TrimPrefix(strings.TrimPrefix(c.Via(), "mount "), "socket ")}, nil
 	}
-	if err == nil {
-		err = s.Start()
+	cnt, lerr := netout.Load()
+	if lerr != nil {
+		return nil, fmt.Errorf("no daemon's KSTAT counts (%v), and counting here failed: %w", err, lerr)
 	}
-	if err != nil {
-		c.Close()
-		return nil, err
+	s, serr := netout.NewService(cnt, opts.netns)
+	if serr == nil {
+		serr = s.SetStep(opts.counter)
+	}
+	if serr == nil {
+		serr = s.Start()
+	}
+	if serr != nil {
+		cnt.Close()
+		return nil, serr
 	}
 	desc := "own program"
 	if opts.netns != "" {
@@ -145,20 +161,20 @@ func (s *tcpSource) read() (tcpReading, error) {
 		r.counter, r.started = s.svc.Step(), s.svc.Running()
 		return r, nil
 	}
-	return readMount(s.dir)
+	return readDaemon(s.daemon)
 }
 
-// readMount reads the files of a daemon's kstat directory.
-func readMount(dir string) (tcpReading, error) {
+// readDaemon reads the daemon's kstat/ values.
+func readDaemon(c *client.Client) (tcpReading, error) {
 	var r tcpReading
 	num := func(name string) (uint64, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		e, err := c.Get("kstat/" + name)
 		if err != nil {
 			return 0, err
 		}
-		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		v, err := strconv.ParseUint(strings.TrimSpace(e.Text), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
+			return 0, fmt.Errorf("kstat/%s: %w", name, err)
 		}
 		return v, nil
 	}
@@ -176,7 +192,7 @@ func readMount(dir string) (tcpReading, error) {
 	r.started = start == 1
 	for f := netout.Family(0); f < netout.Families; f++ {
 		for p := netout.Proto(0); p < netout.Protos; p++ {
-			base := filepath.Join(f.String(), p.String())
+			base := f.String() + "/" + p.String()
 			c := &r.totals[f][p]
 			if c.Packets, err = num(base + "_packets"); err != nil {
 				return r, err

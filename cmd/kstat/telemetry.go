@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kstat/kstat/internal/client"
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/irqcount"
 	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/server"
 	"github.com/kstat/kstat/internal/telemetry"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -23,6 +24,7 @@ import (
 // telemetryCmdOptions are the flags of "kstat telemetry".
 type telemetryCmdOptions struct {
 	mount    string
+	socket   string
 	count    int
 	interval string
 }
@@ -37,7 +39,8 @@ func newTelemetryCommand() *cobra.Command {
 		Use:   "telemetry",
 		Short: "Print telemetry snapshots: uptime, memory, interrupts, context switches, load",
 		Long: `telemetry prints the telemetry ring of a running daemon: the file
-telemetry/snapshots of its mount (--mount), the last --telemetry-ring
+telemetry/snapshots of its mount (--mount; or its control socket --socket
+when nothing is mounted), the last --telemetry-ring
 snapshots, oldest first, one block each. A snapshot has uptime, memory
 totals, context switches, forks, running and blocked tasks, load, and the
 interrupt and softirq counts per line with their per-second rates and, when
@@ -52,7 +55,8 @@ counts need root; without them the /proc counts are shown).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.mount, "mount", "/run/kstat", "where a running daemon mounts its statistics")
+	fl.StringVar(&opts.mount, "mount", defaultMount, "where a running daemon mounts its statistics")
+	fl.StringVar(&opts.socket, "socket", defaultSocket, "a running daemon's control socket, used when nothing is mounted at --mount")
 	fl.IntVar(&opts.count, "count", 3, "snapshots to take when no daemon runs")
 	fl.StringVar(&opts.interval, "interval", "1s", "time between own snapshots, like 1s or 250ms or whole seconds (100ms to 24h)")
 	return cmd
@@ -66,13 +70,19 @@ func runTelemetry(ctx context.Context, stdout, stderr io.Writer, opts telemetryC
 	if opts.count < 1 {
 		return fmt.Errorf("--count %d: want at least 1", opts.count)
 	}
-	ring, err := os.ReadFile(filepath.Join(opts.mount, "telemetry", "snapshots"))
+	done := waitNotice(stderr, "kstat telemetry: asking the daemon at %s or %s ...", opts.mount, opts.socket)
+	c, err := client.Open(opts.mount, opts.socket)
+	var ring server.Entry
 	if err == nil {
-		_, err = stdout.Write(ring)
+		ring, err = c.Get("telemetry/snapshots")
+	}
+	done()
+	if err == nil {
+		_, err = io.WriteString(stdout, ring.Text)
 		return err
 	}
-	fmt.Fprintf(stderr, "kstat telemetry: no daemon's ring at %s (%v); taking %d snapshots %v apart\n",
-		opts.mount, shortErr(err), opts.count, interval)
+	fmt.Fprintf(stderr, "kstat telemetry: no daemon's ring (%v); taking %d snapshots %v apart\n",
+		err, opts.count, interval)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -118,13 +128,4 @@ func runTelemetry(ctx context.Context, stdout, stderr io.Writer, opts telemetryC
 		}
 	}
 	return nil
-}
-
-// shortErr is the reason of a path error without the path.
-func shortErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

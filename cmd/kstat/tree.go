@@ -1,20 +1,17 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
-	"github.com/kstat/kstat/statsfs/fusefs"
+	"github.com/kstat/kstat/internal/client"
+	"github.com/kstat/kstat/internal/server"
 )
 
 const defaultMount = "/run/kstat"
@@ -24,168 +21,207 @@ func init() {
 }
 
 func newTreeCommand() *cobra.Command {
-	var mount string
+	var opts daemonOptions
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "tree [PATH]",
 		Short: "Print the statistics tree of a running daemon",
-		Long: `tree prints the statistics filesystem that "kstat serve" mounted at --mount:
-every source (a directory) and every value or control file below PATH (the
-whole tree by default), with its current value, its type (u64, s32, bool,
-f64, ... or control), its unit and its file mode. Mode 0644 values are
-cumulative counters that "kstat set PATH 0" clears; 0444 ones are read-only.`,
+		Long: `tree prints a running daemon's tree below PATH (the whole tree by default):
+every source (a directory) and every value or control, with its current
+value, its type (u64, s32, bool, f64, ... or control), its unit and its file
+mode. Mode 0644 values are cumulative counters that "kstat set PATH 0"
+clears; 0444 ones are read-only. It reads the statistics filesystem mounted
+at --mount or, when nothing is mounted there, the control socket --socket.`,
 		Example: `  kstat tree
   kstat tree self
+  kstat tree --json net/dev
   kstat tree --mount /tmp/kstat net`,
-		Args: cobra.MaximumNArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completePaths(&opts, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rel := ""
 			if len(args) == 1 {
 				rel = args[0]
 			}
-			return printTree(cmd.OutOrStdout(), mount, rel)
+			c, err := opts.open(cmd, "tree", rel)
+			if err != nil {
+				return err
+			}
+			clean := client.Clean(opts.mount, rel)
+			src, err := c.Tree(clean)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(src, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+				return err
+			}
+			top := clean + "/"
+			if m, ok := strings.CutPrefix(c.Via(), "mount "); ok && clean == "" {
+				top = m + "/"
+			}
+			return printTree(cmd.OutOrStdout(), top, src)
 		},
 	}
-	addMountFlag(cmd, &mount)
+	opts.addFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the tree as JSON, as GET /api/v1/tree/PATH gives it")
 	return cmd
 }
 
-// addMountFlag adds --mount to a command that reads a daemon's mount.
-func addMountFlag(cmd *cobra.Command, mount *string) {
-	cmd.Flags().StringVar(mount, "mount", defaultMount, `where "kstat serve" mounted the statistics filesystem`)
+// daemonOptions are the flags of a command that talks to a running
+// daemon: where its mount and its control socket are.
+type daemonOptions struct {
+	mount  string
+	socket string
 }
 
-// statsPath returns the file of rel in the mount and rel cleaned. rel may
-// also be a path inside the mount; it cannot climb out of it.
-func statsPath(mount, rel string) (file, clean string) {
-	if abs, err := filepath.Abs(mount); err == nil {
-		mount = abs
-	}
-	if r, ok := strings.CutPrefix(rel, mount+"/"); ok {
-		rel = r
-	}
-	clean = strings.TrimPrefix(filepath.Clean("/"+rel), "/")
-	return filepath.Join(mount, clean), clean
+func (o *daemonOptions) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.mount, "mount", defaultMount, `where "kstat serve" mounted the statistics filesystem`)
+	cmd.Flags().StringVar(&o.socket, "socket", defaultSocket, `the control socket of "kstat serve" (--control-socket), used when nothing is mounted at --mount; needs root or the daemon's --control-socket.group`)
 }
 
-// explain turns an error on a file of the mount into a message that says
-// what to do.
-func explain(op, rel, mount string, err error) error {
-	if rel == "" {
-		rel = "/"
-	}
-	switch {
-	case errors.Is(err, syscall.ENOTCONN):
-		return fmt.Errorf("%s %s: %w: the daemon that mounted %s has died; run \"kstat serve\" again, it recovers the mount", op, rel, syscall.ENOTCONN, mount)
-	case errors.Is(err, fs.ErrNotExist):
-		abs, _ := filepath.Abs(mount)
-		if typ, ok := fusefs.MountedAt(abs); !ok || typ != "fuse."+fusefs.Type {
-			return fmt.Errorf("%s %s: no statistics filesystem is mounted at %s: is \"kstat serve\" running? (or pass --mount DIR)", op, rel, mount)
-		}
-		return fmt.Errorf("%s %s: no such file in %s (\"kstat tree\" lists them)", op, rel, mount)
-	case errors.Is(err, syscall.EACCES):
-		return fmt.Errorf("%s %s: %w: the file is read-only", op, rel, syscall.EACCES)
-	}
-	return fmt.Errorf("%s %s: %w", op, rel, err)
-}
-
-// xattr returns the extended attribute name of path, or "".
-func xattr(path, name string) string {
-	buf := make([]byte, 256)
-	n, err := unix.Getxattr(path, name, buf)
-	if errors.Is(err, unix.ERANGE) {
-		if n, err = unix.Getxattr(path, name, nil); err == nil {
-			buf = make([]byte, n)
-			n, err = unix.Getxattr(path, name, buf)
-		}
-	}
-	if err != nil || n < 0 {
-		return ""
-	}
-	return string(buf[:n])
-}
-
-func printTree(w io.Writer, mount, rel string) error {
-	top, rel := statsPath(mount, rel)
-	st, err := os.Stat(top)
+// open finds the daemon, saying on stderr what it waits for when that
+// takes a moment.
+func (o *daemonOptions) open(cmd *cobra.Command, op, path string) (*client.Client, error) {
+	done := waitNotice(cmd.ErrOrStderr(), "kstat %s: asking the daemon at %s or %s ...", op, o.mount, o.socket)
+	c, err := client.Open(o.mount, o.socket)
+	done()
 	if err != nil {
-		return explain("tree", rel, mount, err)
+		return nil, fmt.Errorf("%s %s: %w", op, client.Clean(o.mount, path), err)
 	}
+	return c, nil
+}
+
+// waitNotice prints a line to w if the caller has not called the returned
+// func within a second, so that a command never waits in silence.
+func waitNotice(w io.Writer, format string, args ...any) func() {
+	t := time.AfterFunc(time.Second, func() { fmt.Fprintf(w, format+"\n", args...) })
+	return func() { t.Stop() }
+}
+
+// printTree prints a source and everything below it: sources first line,
+// then each value or control with its first line, type, unit and mode,
+// subordinate sources after the values, indented.
+func printTree(w io.Writer, top string, src *server.Source) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVALUE\tTYPE\tUNIT\tMODE")
-	if !st.IsDir() {
-		treeLine(tw, top, rel, st)
-		return tw.Flush()
-	}
-	name := rel + "/"
-	if rel == "" {
-		name = mount + "/"
-	}
-	fmt.Fprintf(tw, "%s\t\t\t\t%04o\n", name, st.Mode().Perm())
-	if err := treeDir(tw, top, 1); err != nil {
-		tw.Flush()
-		return explain("tree", rel, mount, err)
-	}
+	fmt.Fprintf(tw, "%s\t\t\t\t%04o\n", top, 0o755)
+	writeSource(tw, src, 1)
 	return tw.Flush()
 }
 
-// treeDir prints the entries of dir, indented by depth, directories last.
-func treeDir(w io.Writer, dir string, depth int) error {
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
+func writeSource(w io.Writer, s *server.Source, depth int) {
 	indent := strings.Repeat("  ", depth)
-	var dirs []fs.DirEntry
-	for _, e := range es {
-		if e.IsDir() {
-			dirs = append(dirs, e)
-			continue
+	type line struct{ name, value, typ, unit, mode string }
+	var lines []line
+	for _, v := range s.Values {
+		text := v.Text
+		if string(v.Value) == "null" {
+			text = "<unavailable>"
 		}
-		st, err := os.Stat(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue // removed since the listing
-		}
-		treeLine(w, filepath.Join(dir, e.Name()), indent+e.Name(), st)
+		lines = append(lines, line{v.Name, text, v.Type, v.Unit, v.Mode})
 	}
-	for _, e := range dirs {
-		fmt.Fprintf(w, "%s%s/\t\t\t\t%04o\n", indent, e.Name(), 0o755)
-		if err := treeDir(w, filepath.Join(dir, e.Name()), depth+1); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+	for _, c := range s.Controls {
+		value := c.Text
+		lines = append(lines, line{c.Name, value, "control", "", c.Mode})
+	}
+	sortLines := func(a, b int) bool { return lines[a].name < lines[b].name }
+	for i := 1; i < len(lines); i++ { // insertion sort: a handful of lines
+		for j := i; j > 0 && sortLines(j, j-1); j-- {
+			lines[j], lines[j-1] = lines[j-1], lines[j]
 		}
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\n", indent, l.name, short(l.value), l.typ, l.unit, l.mode)
+	}
+	for _, sub := range s.Sources {
+		fmt.Fprintf(w, "%s%s/\t\t\t\t%04o\n", indent, sub.Name, 0o755)
+		writeSource(w, sub, depth+1)
+	}
+}
+
+// short is a value's first line, at most 48 characters.
+func short(value string) string {
+	value = strings.TrimRight(value, "\n")
+	if first, _, multi := strings.Cut(value, "\n"); multi {
+		value = first + " ..."
+	}
+	if len(value) > 48 {
+		value = value[:45] + "..."
+	}
+	return value
+}
+
+// completePaths completes tree paths (and, with values, a knob's or a
+// sort column's values as the second argument) from the running daemon.
+func completePaths(o *daemonOptions, values bool) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		c, err := client.Open(o.mount, o.socket)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		if len(args) == 1 && values {
+			return knobValues(c, client.Clean(o.mount, args[0])), cobra.ShellCompDirectiveNoFileComp
+		}
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		dir := toComplete
+		if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+			dir = dir[:i]
+		} else {
+			dir = ""
+		}
+		src, err := c.Tree(dir)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		prefix := ""
+		if dir != "" {
+			prefix = dir + "/"
+		}
+		var out []string
+		for _, s := range src.Sources {
+			out = append(out, prefix+s.Name+"/")
+		}
+		for _, v := range src.Values {
+			if !values || v.Mode == "0644" {
+				out = append(out, prefix+v.Name)
+			}
+		}
+		for _, ctl := range src.Controls {
+			if !values || ctl.Mode != "0444" {
+				out = append(out, prefix+ctl.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	}
+}
+
+// knobValues are the values worth offering for path: 0 and 1 for a
+// switch, the sort columns its help lists, 0 for a counter.
+func knobValues(c *client.Client, path string) []string {
+	e, err := c.Get(path)
+	if err != nil {
+		return nil
+	}
+	if e.Kind == "value" {
+		return []string{"0"}
+	}
+	help := e.Help
+	switch {
+	case strings.Contains(help, "sort column"):
+		if _, list, ok := strings.Cut(help, ": "); ok {
+			return strings.Split(list, ", ")
+		}
+	case strings.HasPrefix(help, "1 ") || strings.Contains(help, "0 or 1") || strings.Contains(help, "write 1") || path == "kstat/start" || strings.HasSuffix(path, "/enable"):
+		return []string{"0", "1"}
+	case path == "bufstat":
+		return []string{"debug", "nodebug"}
 	}
 	return nil
-}
-
-// treeLine prints one file: its value's first line, type, unit and mode.
-func treeLine(w io.Writer, path, name string, st fs.FileInfo) {
-	value := "-"
-	if st.Mode().Perm()&0o444 != 0 {
-		b, err := os.ReadFile(path)
-		switch {
-		case err != nil:
-			value = "<" + errText(err) + ">"
-		default:
-			value = strings.TrimRight(string(b), "\n")
-			if first, _, multi := strings.Cut(value, "\n"); multi {
-				value = first + " ..."
-			}
-			if len(value) > 48 {
-				value = value[:45] + "..."
-			}
-		}
-	}
-	typ := xattr(path, fusefs.XattrType)
-	if typ == "" {
-		typ = "-"
-	}
-	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%04o\n", name, value, typ, xattr(path, fusefs.XattrUnit), st.Mode().Perm())
-}
-
-// errText is the errno text of err, without the path.
-func errText(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno.Error()
-	}
-	return err.Error()
 }
