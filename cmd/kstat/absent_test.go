@@ -55,6 +55,7 @@ func TestAbsentEverywhere(t *testing.T) {
 		"net/dev/rx_bytes", "net/dev/tx_packets", // sums over trunc0 and big0
 		"net/tcp_mem_pages", "net/tcp_mem_bytes",
 		"system/forks", "system/idle_seconds", "system/load15",
+		"irq/98/count", "irq/99/count", "irq/count", "softirq/BOGUS/count", "softirq/count",
 	}
 	for _, file := range absent {
 		if _, err := os.Stat(d.Path(file)); err != nil {
@@ -81,6 +82,7 @@ func TestAbsentEverywhere(t *testing.T) {
 		{"kstat_net_dev_tx_bytes_total", []string{"device=my dev"}, 888},
 		{"kstat_net_dev_rx_packets_total", []string{"device=wlän0"}, 5},
 		{"kstat_scrape_collector_success", []string{"collector=netdev"}, 1},
+		{"kstat_irq_count_total", []string{"irq=24"}, 1},
 		{"kstat_scrape_collector_success", []string{"collector=meminfo"}, 1},
 	} {
 		if v := mustSeries(t, mfs, x.name, x.labels...); v != x.want {
@@ -97,6 +99,8 @@ func TestAbsentEverywhere(t *testing.T) {
 		{"kstat_net_dev_rx_bytes_total", []string{"device=big0"}},
 		{"kstat_net_tcp_mem_bytes", nil},
 		{"kstat_system_load15", nil},
+		{"kstat_irq_count_total", []string{"irq=98"}},
+		{"kstat_irq_count_total", []string{"irq=99"}},
 	} {
 		if v, ok := series(mfs, x.name, x.labels...); ok {
 			t.Errorf("/metrics has %s%v = %v, want no series", x.name, x.labels, v)
@@ -107,7 +111,7 @@ func TestAbsentEverywhere(t *testing.T) {
 			t.Errorf("%s is not in testdata/e2e/metrics.golden: was it renamed?", x.name)
 		}
 	}
-	for _, c := range []string{"meminfo", "netdev", "stat", "uptime", "loadavg"} {
+	for _, c := range []string{"meminfo", "netdev", "stat", "uptime", "loadavg", "interrupts", "softirqs"} {
 		if v := mustSeries(t, mfs, "kstat_scrape_collector_skipped_lines_total", "collector="+c); v < 1 {
 			t.Errorf("collector %s skipped %v lines, want at least 1", c, v)
 		}
