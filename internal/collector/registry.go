@@ -193,7 +193,7 @@ func AddFlags(fs *pflag.FlagSet, extra ...Info) *Selection {
 		_ = fs.MarkHidden("no-collector." + in.Name)
 	}
 	fs.DurationVar(&s.Timeout, "collector.timeout", DefaultTimeout,
-		"how long a collector's read of its kernel files may take; a slower one counts as failed for that scrape (its values keep their last reading) and does not hold up the others")
+		"how long a collector's read of its kernel files may take; a slower one counts as failed for that scrape (its values are absent) and does not hold up the others")
 	fs.BoolVar(&s.disableDefaults, "collector.disable-defaults", false,
 		"disable every collector that is on by default; enable the ones you want with --collector.NAME (--no-collector.NAME disables one)")
 	return s

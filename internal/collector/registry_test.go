@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -121,10 +122,12 @@ func TestRefresherTimeout(t *testing.T) {
 	if uptime.Err != nil || uptime.Time.IsZero() {
 		t.Errorf("uptime status %+v, want a successful read", uptime)
 	}
-	// Values of the hung collector answer at once (their last reading).
+	// Values of the hung collector answer at once, and are absent.
 	start = time.Now()
 	for _, v := range root.Find("system").Values() {
-		_ = v.Read()
+		if r := v.Read(); strings.HasPrefix(v.Value().Name, "load") && !r.Absent {
+			t.Errorf("%s of the hung collector reads %v, want absent", v.Value().Name, r)
+		}
 	}
 	if err := reg.Get("loadavg").Refresh(); !errors.Is(err, ErrTimeout) {
 		t.Errorf("second refresh: %v, want ErrTimeout", err)

@@ -253,7 +253,8 @@ func (s *sampler) find(path string) *statsfs.Source {
 	return cur
 }
 
-// get reads the visible value name of src.
+// get reads the visible value name of src; false when it is not there or
+// unavailable.
 func get(src *statsfs.Source, name string) (reading, bool) {
 	if src == nil {
 		return reading{}, false
@@ -262,7 +263,8 @@ func get(src *statsfs.Source, name string) (reading, bool) {
 	if err != nil || ref.Hidden() {
 		return reading{}, false
 	}
-	return ref.Read(), true
+	r := ref.Read()
+	return r, !r.Absent // an unavailable value is no sample, not a 0
 }
 
 // gauge records value name of src under key.
