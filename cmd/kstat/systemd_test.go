@@ -23,7 +23,7 @@ const exposureDocumented = 2.8
 // the unit (with ExecStart pointing at the binary built for the test),
 // its security exposure is the documented one or better, the unit gives
 // the capabilities the daemon keeps by default as a non-root user, and
-// the environment file names only flags "kstat serve" accepts.
+// the environment file's settings name only flags "kstat serve" accepts.
 func TestSystemdUnit(t *testing.T) {
 	testutil.RequireCommand(t, "systemd-analyze")
 	unit, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", "kstat.service"))
@@ -85,7 +85,13 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, flag := range regexp.MustCompile(`--[a-z][a-z.-]+`).FindAllString(string(env), -1) {
+	var settings []string // the lines that are not comments
+	for _, line := range strings.Split(string(env), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			settings = append(settings, line)
+		}
+	}
+	for _, flag := range regexp.MustCompile(`--[a-z][a-z.-]+`).FindAllString(strings.Join(settings, "\n"), -1) {
 		if !strings.Contains(help, "  "+flag+" ") && !strings.Contains(help, " "+flag+" ") {
 			t.Errorf("kstat.env uses %s, which kstat serve --help does not list", flag)
 		}
