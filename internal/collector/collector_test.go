@@ -2,6 +2,8 @@ package collector
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,4 +127,45 @@ func BenchmarkRefreshFresh(b *testing.B) {
 			_ = r.Refresh()
 		}
 	})
+}
+
+// TestSkippedOnly: a read whose error holds only skipped lines (wrapped or
+// joined) succeeded and counts them; one that also holds a real failure
+// failed, and its collector's values are absent.
+func TestSkippedOnly(t *testing.T) {
+	sk := func(n int) error { return &Skipped{Lines: n, First: ErrMalformed} }
+	for _, x := range []struct {
+		err   error
+		lines int
+		ok    bool
+	}{
+		{sk(2), 2, true},
+		{fmt.Errorf("/proc/x: %w", sk(3)), 3, true},
+		{errors.Join(sk(1), fmt.Errorf("b: %w", sk(4))), 5, true},
+		{errors.Join(sk(1), os.ErrNotExist), 0, false},
+		{fmt.Errorf("%w", os.ErrPermission), 0, false},
+		{nil, 0, false},
+	} {
+		if n, ok := skippedOnly(x.err); n != x.lines || ok != x.ok {
+			t.Errorf("skippedOnly(%v) = %d, %v; want %d, %v", x.err, n, ok, x.lines, x.ok)
+		}
+	}
+	fail := true
+	c := statsfs.NewCounters(statsfs.NewTable(statsfs.Value{Name: "x"}))
+	c.Store(0, 7)
+	r := NewRefresher("t", func() error {
+		if fail {
+			return errors.Join(sk(1), os.ErrNotExist)
+		}
+		return fmt.Errorf("f: %w", sk(2))
+	})
+	rec := r.Record(c)
+	if _, ok := rec.LoadAvailable(0); ok || r.Status().Err == nil || r.Status().SkippedLines != 0 {
+		t.Errorf("a failed read: value available, status %+v", r.Status())
+	}
+	fail = false
+	r.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if v, ok := rec.LoadAvailable(0); !ok || v != 7 || r.Status().Err != nil || r.Status().Skipped == nil || r.Status().SkippedLines != 2 {
+		t.Errorf("a read that skipped lines: %d %v, status %+v", v, ok, r.Status())
+	}
 }
