@@ -17,14 +17,13 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/kstat/kstat/internal/netns"
+	"github.com/kstat/kstat/internal/testutil/host"
 )
 
 // RequireRoot skips the test with the reason when it does not run as root.
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root privileges (CAP_SYS_ADMIN, CAP_BPF, CAP_NET_ADMIN)")
-	}
+	host.RequireRoot(tb)
 }
 
 // RequireBPF skips the test unless it runs as root on a kernel that supports
@@ -44,10 +43,7 @@ func RequireBPF(tb testing.TB, pt ebpf.ProgramType) {
 // RequireFUSE skips the test unless it runs as root with /dev/fuse present.
 func RequireFUSE(tb testing.TB) {
 	tb.Helper()
-	RequireRoot(tb)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		tb.Skipf("kernel FUSE support missing: %v", err)
-	}
+	host.RequireFUSE(tb)
 }
 
 // RequireCommand fails the test when a program the test needs is missing:

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/internal/testutil/host"
 	"github.com/kstat/kstat/statsfs"
 	"github.com/kstat/kstat/statsfs/fusefs"
 )
@@ -119,7 +119,7 @@ func (l *logBuffer) String() string {
 // mount mounts root in a temporary directory and unmounts it at cleanup.
 func mount(t testing.TB, root *statsfs.Source, logs *logBuffer) (*fusefs.Server, string) {
 	t.Helper()
-	testutil.RequireFUSE(t)
+	host.RequireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "mnt")
 	var log *slog.Logger
 	if logs != nil {
@@ -509,7 +509,7 @@ func TestConcurrent(t *testing.T) {
 // TestStaleMount leaves a dead FUSE mount at the mount point, as a daemon
 // killed with SIGKILL does, and mounts there again.
 func TestStaleMount(t *testing.T) {
-	testutil.RequireFUSE(t)
+	host.RequireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "mnt")
 	must(t, os.Mkdir(dir, 0o755))
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR, 0)
