@@ -66,6 +66,16 @@ func TestAbsentEverywhere(t *testing.T) {
 		}
 	}
 
+	// kstat get through the mount says so, as the API does.
+	out, stderr, err := runKstat(t, "get", "--mount", d.Mount, "memory/available")
+	if err != nil || out != "unavailable\n" {
+		t.Errorf("kstat get memory/available = %q, %v %s; want unavailable", out, err, stderr)
+	}
+	out, stderr, err = runKstat(t, "get", "--json", "--mount", d.Mount, "memory/available")
+	if err != nil || !strings.Contains(out, `"value": null`) {
+		t.Errorf("kstat get --json memory/available = %q, %v %s; want a null value", out, err, stderr)
+	}
+
 	// /metrics.
 	_, mfs := scrapeMetrics(t, base)
 	golden, err := os.ReadFile(testutil.Fixture(t, "e2e", "metrics.golden"))
@@ -153,7 +163,7 @@ func TestAbsentEverywhere(t *testing.T) {
 	}
 
 	// The report, text and JSON.
-	out, stderr, err := runKstat(t, "report", "--proc", fixture+"/proc", "--sys", fixture+"/sys")
+	out, stderr, err = runKstat(t, "report", "--proc", fixture+"/proc", "--sys", fixture+"/sys")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kstat/kstat/internal/server"
+	"github.com/kstat/kstat/statsfs"
 	"github.com/kstat/kstat/statsfs/fusefs"
 )
 
@@ -159,7 +160,8 @@ func (c *Client) fileEntry(path, file string, st fs.FileInfo) (server.Entry, err
 	b, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, syscall.ENODATA):
-		e.Value = json.RawMessage("null") // absent: the kernel does not provide it
+		// Absent: the kernel does not provide it; as the API says.
+		e.Value, e.Text = json.RawMessage("null"), statsfs.Unavailable+"\n"
 	case err != nil:
 		return e, c.fileErr("get", path, err)
 	default:
