@@ -411,6 +411,19 @@ func (s *Sockets) memBytes() Num {
 	return addSat(s.TCP.MemBytes, s.UDP.MemBytes, s.fragBytes())
 }
 
+// MarshalJSON adds to the sockstat numbers the totals the text report
+// shows: the socket buffer memory (TCP, UDP and fragments, in bytes) and
+// the fragment memory of both families. They are computed, so a JSON
+// reader need not know how.
+func (s Sockets) MarshalJSON() ([]byte, error) {
+	type plain Sockets
+	return json.Marshal(struct {
+		plain
+		BufferBytes Num `json:"buffer_bytes,omitempty"`
+		FragBytes   Num `json:"frag_memory_bytes,omitempty"`
+	}{plain(s), s.memBytes(), s.fragBytes()})
+}
+
 // fragBytes is the memory of IPv4 and IPv6 fragment reassembly.
 func (s *Sockets) fragBytes() Num {
 	if s.IPv6 == nil {

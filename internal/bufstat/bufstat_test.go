@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,15 +215,41 @@ func TestSectionErrors(t *testing.T) {
 }
 
 // TestJSONIsTheSameData decodes the JSON and compares it with the report.
+// TestJSONIsTheSameData, on every fixture: the JSON read back prints the
+// same text, and the totals the text computes (socket buffer memory) are
+// in the JSON too, equal to the text's.
 func TestJSONIsTheSameData(t *testing.T) {
-	root, reg := fixtureTree(t, "real")
-	rep := bufstat.Build(root, reg, fixedClock)
-	var back bufstat.Report
-	if err := json.Unmarshal(rep.JSON(), &back); err != nil {
-		t.Fatal(err)
-	}
-	if back.Text() != rep.Text() {
-		t.Errorf("the JSON does not carry the report's data:\n%s\n---\n%s", back.Text(), rep.Text())
+	for _, c := range cases {
+		t.Run(c, func(t *testing.T) {
+			root, reg := fixtureTree(t, c)
+			rep := bufstat.Build(root, reg, fixedClock)
+			var back bufstat.Report
+			if err := json.Unmarshal(rep.JSON(), &back); err != nil {
+				t.Fatal(err)
+			}
+			if back.Text() != rep.Text() {
+				t.Errorf("the JSON does not carry the report's data:\n%s\n---\n%s", back.Text(), rep.Text())
+			}
+			var raw struct {
+				Network struct {
+					Sockets *struct {
+						BufferBytes *uint64 `json:"buffer_bytes"`
+					} `json:"sockets"`
+				} `json:"network"`
+			}
+			if err := json.Unmarshal(rep.JSON(), &raw); err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`Socket buffer allocation: (\d+) kB`).FindStringSubmatch(rep.Text())
+			switch {
+			case m == nil && raw.Network.Sockets != nil && raw.Network.Sockets.BufferBytes != nil:
+				t.Errorf("JSON has buffer_bytes %d, the text no total", *raw.Network.Sockets.BufferBytes)
+			case m != nil && (raw.Network.Sockets == nil || raw.Network.Sockets.BufferBytes == nil):
+				t.Errorf("the text shows %s kB of socket buffers, the JSON no buffer_bytes", m[1])
+			case m != nil && strconv.FormatUint(*raw.Network.Sockets.BufferBytes/1024, 10) != m[1]:
+				t.Errorf("JSON buffer_bytes %d, text %s kB", *raw.Network.Sockets.BufferBytes, m[1])
+			}
+		})
 	}
 }
 
