@@ -1,7 +1,9 @@
 package web
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +17,9 @@ var (
 	statusSources = []string{"system", "self", "memory", "block", "mm", "mm/slabinfo", "net", "kstat", "kstat/ipv4", "kstat/ipv6", "tracer"}
 	statusLists   = []string{"net/dev", "irq", "softirq", "mm/slabinfo"}
 )
+
+// slabTop is how many slab caches the slab panel lists, the largest first.
+const slabTop = 12
 
 // Status is what the page's tables show, read from the tree when an event
 // is sent. A value the tree lacks is absent.
@@ -59,6 +64,10 @@ func ReadStatus(root *statsfs.Source, knobs *knob.Registry) *Status {
 			}
 			vals, text := values(c)
 			items = append(items, Item{Name: c.Name(), Values: vals, Text: text})
+		}
+		if p == "mm/slabinfo" {
+			slices.SortStableFunc(items, func(a, b Item) int { return cmp.Compare(b.Values["total_bytes"], a.Values["total_bytes"]) })
+			items = items[:min(len(items), slabTop)]
 		}
 		st.Lists[p] = items
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -119,15 +120,17 @@ func TestHistoryAPI(t *testing.T) {
 	}
 	var m struct {
 		History struct {
-			Times  []int64               `json:"times"`
-			Series map[string][]*float64 `json:"series"`
+			Times  []int64 `json:"times"`
+			Series map[string]struct {
+				Values []*float64 `json:"values"`
+			} `json:"series"`
 		} `json:"history"`
 		Status Status `json:"status"`
 	}
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		t.Fatalf("%v\n%s", err, body)
 	}
-	if used := m.History.Series["mem/used"]; len(m.History.Times) != 1 || len(used) != 1 || *used[0] != 3072 {
+	if used := m.History.Series["mem/used"].Values; len(m.History.Times) != 1 || len(used) != 1 || *used[0] != 3072 {
 		t.Errorf("history %s", body)
 	}
 	if m.Status.Values["memory"]["total"] != 4096 || m.Status.Knobs["memory/enable"] != "1" {
@@ -226,5 +229,34 @@ func TestVendored(t *testing.T) {
 	}
 	if version == "" || !strings.Contains(string(js[:min(len(js), 200)]), "(v"+version+")") {
 		t.Errorf("the vendored uPlot does not say v%s in its header:\n%.200s", version, js)
+	}
+}
+
+// TestStatusSlabTop: the slab panel gets the largest caches only, the
+// largest first.
+func TestStatusSlabTop(t *testing.T) {
+	root := statsfs.NewSource("kstat")
+	mm := statsfs.NewSource("mm")
+	slab := statsfs.NewSource("slabinfo")
+	root.AddSubordinate(mm)
+	mm.AddSubordinate(slab)
+	tb := statsfs.NewTable(statsfs.Value{Name: "total_bytes", Type: statsfs.U64, Flag: statsfs.Floating})
+	for i := range 30 {
+		c := statsfs.NewInstance("cache", fmt.Sprintf("cache%02d", i))
+		rec := statsfs.NewCounters(tb)
+		rec.Store(0, uint64((i*7)%30)) // sizes in a shuffled order
+		if err := c.AddValues(tb, rec, 0); err != nil {
+			t.Fatal(err)
+		}
+		slab.AddSubordinate(c)
+	}
+	items := ReadStatus(root, nil).Lists["mm/slabinfo"]
+	if len(items) != slabTop {
+		t.Fatalf("%d caches, want %d", len(items), slabTop)
+	}
+	for i, it := range items {
+		if want := float64(29 - i); it.Values["total_bytes"] != want {
+			t.Errorf("cache %d: %s of %v bytes, want %v", i, it.Name, it.Values["total_bytes"], want)
+		}
 	}
 }

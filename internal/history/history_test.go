@@ -245,12 +245,15 @@ func TestJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		Step   int64                 `json:"step_ms"`
-		Window int64                 `json:"window_ms"`
-		Times  []int64               `json:"times"`
-		Series map[string][]*float64 `json:"series"`
-		Charts []Chart               `json:"charts"`
-		Procs  []Proc                `json:"procs"`
+		Step   int64   `json:"step_ms"`
+		Window int64   `json:"window_ms"`
+		Times  []int64 `json:"times"`
+		Series map[string]struct {
+			Start  int        `json:"start"`
+			Values []*float64 `json:"values"`
+		} `json:"series"`
+		Charts []Chart `json:"charts"`
+		Procs  []Proc  `json:"procs"`
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatalf("%v\n%s", err, b)
@@ -258,12 +261,14 @@ func TestJSON(t *testing.T) {
 	if got.Step != 1000 || got.Window != 60000 || !slices.Equal(got.Times, []int64{t0.UnixMilli(), t0.UnixMilli() + 1000}) {
 		t.Errorf("step %d window %d times %v", got.Step, got.Window, got.Times)
 	}
-	cs := got.Series["sys/context_switches"]
-	if len(cs) != 2 || cs[0] != nil || cs[1] == nil || *cs[1] != 7 {
+	if cs := got.Series["sys/context_switches"]; cs.Start != 1 || len(cs.Values) != 1 || *cs.Values[0] != 7 {
 		t.Errorf("sys/context_switches column %s", b)
 	}
-	if used := got.Series["mem/used"]; len(used) != 2 || *used[0] != 6 {
+	if used := got.Series["mem/used"]; used.Start != 0 || len(used.Values) != 2 || *used.Values[0] != 6 {
 		t.Errorf("mem/used column %s", b)
+	}
+	if c := got.Series["mem/cached"]; c.Start != 0 || len(c.Values) != 2 {
+		t.Errorf("mem/cached column %s", b)
 	}
 	if len(got.Charts) != len(chartDefs) || got.Procs == nil {
 		t.Errorf("charts %v procs %v", got.Charts, got.Procs)
@@ -329,5 +334,36 @@ func TestWindowForgets(t *testing.T) {
 	defer r.mu.Unlock()
 	if w := r.window; w.n["net/wlan0/tx_bytes"] != 3 || w.positive["net/wlan0/tx_bytes"] != 0 || w.sum["net/wlan0/tx_bytes"] != 0 {
 		t.Errorf("window totals of wlan0: n %d positive %d sum %v", w.n["net/wlan0/tx_bytes"], w.positive["net/wlan0/tx_bytes"], w.sum["net/wlan0/tx_bytes"])
+	}
+}
+
+// TestJSONSpans: a series is sent for the span of samples where it has
+// values, null for the gaps inside.
+func TestJSONSpans(t *testing.T) {
+	tr := newTree(t)
+	block := tr.root.Find("block")
+	r := New(tr.root, Options{})
+	block.SetHidden(true)
+	r.Record(t0)
+	block.SetHidden(false)
+	r.Record(t0.Add(time.Second))
+	block.SetHidden(true)
+	r.Record(t0.Add(2 * time.Second))
+	block.SetHidden(false)
+	r.Record(t0.Add(3 * time.Second))
+	block.SetHidden(true)
+	r.Record(t0.Add(4 * time.Second))
+	b, err := json.Marshal(r.History())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Series map[string]json.RawMessage `json:"series"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if c := string(got.Series["mem/cached"]); c != `{"start":1,"values":[0,null,0]}` {
+		t.Errorf("mem/cached %s, want samples 1 to 3 with a gap", c)
 	}
 }

@@ -10,10 +10,12 @@ import (
 // MarshalJSON writes the history in columns, as charts take them:
 //
 //	{"step_ms": 1000, "window_ms": 900000, "times": [t0, t1, ...],
-//	 "series": {"mem/used": [v0, null, ...], ...}, "charts": [...],
-//	 "procs": [...], "traced": n}
+//	 "series": {"mem/used": {"start": 0, "values": [v0, null, ...]}, ...},
+//	 "charts": [...], "procs": [...], "traced": n}
 //
-// with times in Unix milliseconds and null where a sample lacks the key.
+// with times in Unix milliseconds. A series' values are those of samples
+// start, start+1, ... up to its last value; null where a sample lacks it,
+// and the samples before start and after the values lack it too.
 func (h History) MarshalJSON() ([]byte, error) {
 	keys := map[string]bool{}
 	for _, s := range h.Samples {
@@ -48,14 +50,27 @@ func (h History) MarshalJSON() ([]byte, error) {
 			return nil, err
 		}
 		b = append(b, q...)
-		b = append(b, ":["...)
+		// Only the span where the key has values: a process or a
+		// device is often in a few samples of the window.
+		first, last := -1, -1
 		for j, s := range h.Samples {
-			if j > 0 {
+			if _, ok := s.Values[k]; ok {
+				if first < 0 {
+					first = j
+				}
+				last = j
+			}
+		}
+		b = append(b, `:{"start":`...)
+		b = strconv.AppendInt(b, int64(max(first, 0)), 10)
+		b = append(b, `,"values":[`...)
+		for j := first; first >= 0 && j <= last; j++ {
+			if j > first {
 				b = append(b, ',')
 			}
-			b = appendNumber(b, s.Values, k)
+			b = appendNumber(b, h.Samples[j].Values, k)
 		}
-		b = append(b, ']')
+		b = append(b, "]}"...)
 	}
 	b = append(b, "},"...)
 	rest, err := json.Marshal(struct {

@@ -121,7 +121,13 @@ function loadHistory(h) {
   store.windowMs = h.window_ms;
   store.stepMs = h.step_ms;
   store.times = h.times.map((t) => t / 1000);
-  store.cols = new Map(Object.entries(h.series));
+  // A series comes as the span of samples where it has values.
+  store.cols = new Map();
+  for (const [k, s] of Object.entries(h.series)) {
+    const col = new Array(store.times.length).fill(null);
+    s.values.forEach((v, i) => { col[s.start + i] = v; });
+    store.cols.set(k, col);
+  }
 }
 
 // addSample appends one sample and drops what fell out of the window.
