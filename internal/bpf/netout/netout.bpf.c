@@ -116,27 +116,13 @@ static __always_inline __u8 ipv6_transport(const struct bpf_dynptr *p)
 	return 255;
 }
 
-// socket_cgroup is the cgroup v2 id of the socket that sent skb, 0 when
-// it has no full socket.
-static __always_inline __u64 socket_cgroup(struct sk_buff *skb)
-{
-	struct sock *sk = skb->sk;
-	if (!sk)
-		return 0;
-	// Time-wait and request sockets are not struct sock: no cgroup.
-	unsigned char state = sk->__sk_common.skc_state;
-	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
-		return 0;
-	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
-	if (!cg)
-		return 0;
-	return cg->kn->id;
-}
+// include/linux/net.h
+#define SOCK_STREAM_ 1
+#define SOCK_DGRAM_ 2
 
-// count_cgroup adds the packet to its socket's cgroup.
-static __always_inline void count_cgroup(struct sk_buff *skb)
+// count_cgroup adds the packet to the cgroup id's tally.
+static __always_inline void count_cgroup(__u64 id, __u32 len)
 {
-	__u64 id = socket_cgroup(skb);
 	struct cgroup_counts *c = bpf_map_lookup_elem(&netout_cgroups, &id);
 	if (!c) {
 		struct cgroup_counts z = {};
@@ -153,45 +139,69 @@ static __always_inline void count_cgroup(struct sk_buff *skb)
 			return;
 	}
 	c->packets++;
-	c->bytes += skb->len;
+	c->bytes += len;
 }
 
 SEC("netfilter")
 int netout(struct bpf_nf_ctx *ctx)
 {
 	struct sk_buff *skb = ctx->skb;
+	struct sock *sk = skb->sk;
 	struct bpf_dynptr pkt;
 	struct counts *c;
-	__u32 key;
+	__u64 cgroup = 0;
+	__u32 key, family;
 	__u8 proto = 255;
+	bool known = false;
 
-	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &pkt))
+	if (ctx->state->pf == NFPROTO_IPV4)
+		family = FAMILY_IPV4;
+	else if (ctx->state->pf == NFPROTO_IPV6)
+		family = FAMILY_IPV6;
+	else
 		return NF_ACCEPT;
 
-	// At LOCAL_OUT skb->data is the network header: offset 0 is the IP
-	// header of the packet's own family.
-	if (ctx->state->pf == NFPROTO_IPV4) {
-		struct iphdr buf4;
-		const struct iphdr *ip4;
-
-		ip4 = bpf_dynptr_slice(&pkt, 0, &buf4, sizeof(buf4));
-		if (ip4)
-			proto = ip4->protocol;
-		key = FAMILY_IPV4 * PROTOS + proto_slot(proto);
-	} else if (ctx->state->pf == NFPROTO_IPV6) {
-		proto = ipv6_transport(&pkt);
-		key = FAMILY_IPV6 * PROTOS + proto_slot(proto);
-	} else {
-		return NF_ACCEPT;
+	// The sending socket gives the cgroup and, for TCP stream and UDP
+	// datagram sockets, the transport protocol without reading the
+	// packet. Time-wait and request sockets are not struct sock (no
+	// cgroup; their packets are parsed), nor are forwarded packets'.
+	if (sk) {
+		unsigned char state = sk->__sk_common.skc_state;
+		if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV) {
+			struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+			if (cg)
+				cgroup = cg->kn->id;
+			__u16 type = sk->sk_type, p = sk->sk_protocol;
+			if ((type == SOCK_STREAM_ && p == IPPROTO_TCP) || (type == SOCK_DGRAM_ && p == IPPROTO_UDP)) {
+				proto = p;
+				known = true;
+			}
+		}
 	}
+	// Otherwise (raw sockets, the kernel's own replies) the IP header
+	// says. At LOCAL_OUT skb->data is the network header: offset 0 is the
+	// IP header of the packet's own family.
+	if (!known && bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &pkt) == 0) {
+		if (family == FAMILY_IPV4) {
+			struct iphdr buf4;
+			const struct iphdr *ip4;
 
+			ip4 = bpf_dynptr_slice(&pkt, 0, &buf4, sizeof(buf4));
+			if (ip4)
+				proto = ip4->protocol;
+		} else {
+			proto = ipv6_transport(&pkt);
+		}
+	}
+	key = family * PROTOS + proto_slot(proto);
+	__u32 len = skb->len;
 	c = bpf_map_lookup_elem(&netout_counts, &key);
 	if (c) {
 		// A per-CPU slot: no other CPU writes it, no atomics needed.
 		c->packets++;
-		c->bytes += skb->len;
+		c->bytes += len;
 	}
-	count_cgroup(skb);
+	count_cgroup(cgroup, len);
 	return NF_ACCEPT;
 }
 
