@@ -80,8 +80,20 @@ func startBpftrace(prog string) (func() error, error) {
 		err = errors.New("bpftrace did not attach within 60s")
 	}
 	stop := func() error {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		return cmd.Wait()
+		// bpftrace v0.17 sometimes misses a SIGINT: repeat it, and
+		// kill it if it is still there after 20 s.
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for range 10 {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(2 * time.Second):
+			}
+		}
+		_ = cmd.Process.Kill()
+		return errors.Join(errors.New("bpftrace did not stop on SIGINT: killed"), <-done)
 	}
 	if err != nil {
 		_ = cmd.Process.Kill()
