@@ -133,10 +133,16 @@ func TestCLIOverSocket(t *testing.T) {
 	if code, body := d.SocketDo(t, "PUT", "/api/v1/values/memory/total", "0"); code != http.StatusMethodNotAllowed {
 		t.Errorf("PUT 0 to a gauge: %d %s, want 405", code, body)
 	}
-	if !strings.Contains(d.Stderr(), `msg="counter cleared" path=self/fuse_reads`) {
+	if !strings.Contains(d.Stderr(), `msg="counter cleared" path=self/fuse_reads via="socket uid 0`) {
 		t.Errorf("the clear is not logged:\n%s", d.Stderr())
 	}
 	// Changes through the mount are logged too.
+	if _, stderr, err := runKstat(t, "set", "--mount", d.Mount, "--socket", "", "self/fuse_reads", "0"); err != nil {
+		t.Errorf("set self/fuse_reads 0 through the mount: %v %s", err, stderr)
+	}
+	if !strings.Contains(d.Stderr(), `msg="counter cleared" path=self/fuse_reads via=mount`) {
+		t.Errorf("the mount's clear is not logged:\n%s", d.Stderr())
+	}
 	if !strings.Contains(d.Stderr(), `knob=tracer/pids from="" to=7 via=mount`) {
 		t.Errorf("the mount's setting change is not logged:\n%s", d.Stderr())
 	}

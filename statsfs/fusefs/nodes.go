@@ -358,6 +358,8 @@ func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32
 		if err := n.ref.Clear(); err != nil {
 			return err.Error(), errnoOf(err)
 		}
+		// Logged as the HTTP API logs a clear: every change is.
+		n.fs.log.Info("counter cleared", "path", n.path, "via", "mount")
 		return "", 0
 	}
 	return h, openFlags, 0
