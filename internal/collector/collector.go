@@ -226,8 +226,11 @@ func (r *Refresher) start() (*flight, *Status) {
 	f := &flight{start: now, done: make(chan struct{})}
 	r.inflight = f
 	go func() {
+		// The duration is the read's own, from when its goroutine runs:
+		// not the wait for a CPU on a busy machine.
+		began := r.now()
 		err := r.read()
-		st := &Status{Name: r.name, Time: f.start, Duration: r.now().Sub(f.start), Err: err}
+		st := &Status{Name: r.name, Time: f.start, Duration: r.now().Sub(began), Err: err}
 		if n, ok := skippedOnly(err); ok { // a read that kept the good lines
 			st.Skipped, st.Err = err, nil
 			r.skipped.Add(uint64(n))
