@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -69,6 +70,9 @@ type daemon struct {
 	listeners  []listener       // the second phase, in the order added
 	announce   []any            // key-value pairs the ready log line shows
 	wg         sync.WaitGroup
+
+	gatherOnce sync.Once
+	gatherer   prometheus.Gatherer // see metricsGatherer
 }
 
 // Listen adds a listener to the daemon's second phase: start runs after

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/kstat/kstat/internal/export"
@@ -51,6 +52,20 @@ func init() {
 	})
 }
 
+// metricsGatherer is the one metric model of the daemon's tree, with the
+// --metrics-max-pids budget: /metrics serves it and OTLP pushes it.
+func (d *daemon) metricsGatherer() prometheus.Gatherer {
+	d.gatherOnce.Do(func() {
+		d.gatherer = export.NewGatherer(export.New(d.root, export.Options{
+			Collectors: d.collectors,
+			MaxPids:    httpOpts.maxPids,
+			Version:    version,
+			Commit:     commit(),
+		}))
+	})
+	return d.gatherer
+}
+
 // startHTTP serves the daemon's tree, knobs and feature handlers (d.mux)
 // over HTTP and on the control socket until the daemon stops. It listens
 // in the daemon's second phase; an address or a socket it cannot listen
@@ -66,17 +81,11 @@ func startHTTP(ctx context.Context, d *daemon, opts httpOptions) error {
 	if opts.listen == "" && opts.socket == "" {
 		return nil
 	}
-	c := export.New(d.root, export.Options{
-		Collectors: d.collectors,
-		MaxPids:    opts.maxPids,
-		Version:    version,
-		Commit:     commit(),
-	})
 	srv := server.New(server.Config{
 		Addr:     opts.listen,
 		Root:     d.root,
 		Knobs:    d.knobs,
-		Gatherer: export.NewGatherer(c),
+		Gatherer: d.metricsGatherer(),
 		Mux:      d.mux,
 		Log:      d.log,
 		Health:   d.states,
