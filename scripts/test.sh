@@ -4,7 +4,8 @@
 # namespaces, chromium for the dashboard's browser test, tmux for kstat trace's
 # terminal test, systemd for systemd-analyze verify of deploy/systemd, prometheus
 # for promtool and a real server scraping the daemon, bpftool as an independent
-# reader of BPF program statistics). Extra arguments
+# reader of BPF program statistics), and builds the Prometheus 3 server the
+# fleet tests run (scripts/prometheus.sh). Extra arguments
 # go to "go test" (default: -race ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,9 @@ if [ ${#need[@]} -gt 0 ]; then
 		echo "test.sh: ${need[*]} missing and not root: tests that need them will fail" >&2
 	fi
 fi
+# The real Prometheus 3 and promtool of the fleet tests, built once from
+# source into ~/.cache/kstat-test (minutes the first time, then cached).
+bash scripts/prometheus.sh >/dev/null
 if [ $# -eq 0 ]; then
 	set -- -race ./...
 fi
