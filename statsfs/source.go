@@ -54,6 +54,7 @@ func (g *group) load(i int) (uint64, bool) {
 type Source struct {
 	name   string
 	label  string
+	value  string // the label's value when it is not name
 	hidden atomic.Bool
 
 	mu       sync.Mutex // serialises writers of the slices below
@@ -78,6 +79,24 @@ func NewInstance(key, name string) *Source {
 	s := NewSource("%s", name)
 	s.label = key
 	return s
+}
+
+// NewLabeledInstance is NewInstance for an instance whose label value
+// cannot be a directory name, such as a cgroup path, which holds slashes:
+// exporters use value, the tree shows name.
+func NewLabeledInstance(key, name, value string) *Source {
+	s := NewInstance(key, name)
+	s.value = value
+	return s
+}
+
+// LabelValue is the value of the instance label: the name, unless
+// NewLabeledInstance gave another.
+func (s *Source) LabelValue() string {
+	if s.value != "" {
+		return s.value
+	}
+	return s.name
 }
 
 // Name is the source's directory name.

@@ -1,7 +1,8 @@
 package statsfs
 
 // Label is an instance label: a source made by NewInstance contributes
-// {key, name} to the labels of everything below it.
+// {key, name} (or the value given to NewLabeledInstance) to the labels of
+// everything below it.
 type Label struct {
 	Name, Value string
 }
@@ -41,7 +42,7 @@ func (s *Source) walk(path string, labels []Label, fn func(string, []Label, *Sou
 		}
 		l := labels
 		if c.label != "" {
-			l = append(labels[:len(labels):len(labels)], Label{c.label, c.name})
+			l = append(labels[:len(labels):len(labels)], Label{c.label, c.LabelValue()})
 		}
 		c.walk(p, l, fn)
 	}
