@@ -6,103 +6,158 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kstat/kstat/internal/cgroup"
+	"github.com/kstat/kstat/internal/netout/nettest"
 	"github.com/kstat/kstat/internal/testutil"
 )
 
-// forker is a shell in its own cgroup v2 group that forks n children
-// (each runs /bin/true) when told to, then waits to be ended.
-type forker struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	group string // path below the cgroup2 mount
-	n     int
+// worker is a bash in the test's network namespace, moved into its own
+// cgroup v2 group; then, when told to, forks `forks` children
+// (each runs /bin/true) and sends `packets` UDP datagrams to a closed port
+// of the namespace's loopback, and waits to be ended.
+type worker struct {
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	done           chan struct{} // closed when the worker has sent its packets
+	group          string        // path below the cgroup2 mount
+	forks, packets int
 }
 
-func startForker(t *testing.T, mount, group string, n int) *forker {
+func startWorker(t *testing.T, ns *testutil.NetNS, mount, group string, forks, packets int) *worker {
 	t.Helper()
 	dir := filepath.Join(mount, group)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// One external command per loop turn: dash forks exactly once for it.
-	script := "read go; for i in" + strings.Repeat(" x", n) + "; do /bin/true; done; read end"
-	f := &forker{cmd: exec.Command("/bin/sh", "-c", script), group: group, n: n}
+	// One external command per loop turn: bash forks exactly once for it;
+	// echo and the /dev/udp redirection are bash's own (no fork).
+	script := fmt.Sprintf(`echo $$; read go
+for i in%s; do /bin/true; done
+for i in%s; do echo x > /dev/udp/127.0.0.1/9; done
+echo done; read end`, strings.Repeat(" x", forks), strings.Repeat(" x", packets))
+	w := &worker{cmd: exec.Command("ip", "netns", "exec", ns.Name, "/bin/bash", "-c", script), group: group, forks: forks, packets: packets, done: make(chan struct{})}
 	var err error
-	if f.stdin, err = f.cmd.StdinPipe(); err != nil {
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.cmd.Start(); err != nil {
+	out, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		f.stdin.Close()
-		f.cmd.Wait() //nolint:errcheck // ended by closing stdin
+		w.stdin.Close()
+		w.cmd.Wait() //nolint:errcheck // ended by closing stdin
 		if err := os.Remove(dir); err != nil {
 			t.Errorf("removing the test's cgroup: %v", err)
 		}
 	})
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(f.cmd.Process.Pid)), 0o644); err != nil {
-		t.Fatalf("moving the shell into %s: %v", dir, err)
+	lines := make(chan string, 2)
+	go func() {
+		b := make([]byte, 64)
+		var acc string
+		for {
+			n, err := out.Read(b)
+			acc += string(b[:n])
+			for strings.Contains(acc, "\n") {
+				line, rest, _ := strings.Cut(acc, "\n")
+				lines <- line
+				acc = rest
+			}
+			if err != nil {
+				close(lines)
+				return
+			}
+		}
+	}()
+	// ip netns exec mounts the namespace's own /sys: the cgroup2 mount is
+	// not there, so the test moves the shell from here.
+	var pid string
+	select {
+	case pid = <-lines:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker in %s did not start", group)
 	}
-	return f
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(pid), 0o644); err != nil {
+		t.Fatalf("moving the worker into %s: %v", dir, err)
+	}
+	go func() { <-lines; close(w.done) }()
+	return w
 }
 
-// TestCgroupAttribution runs two shells in two cgroup v2 groups the test
-// creates, traced alone, and reads their exact fork counts under their
-// own group: in the tree (tracer/cgroup/<path>/forks) and in /metrics
-// (cgroup label). A second daemon with a budget of one group shows the
-// more active one and counts the other as dropped.
+// TestCgroupAttribution runs two workers in two cgroup v2 groups the test
+// creates, in a network namespace it creates: their exact fork and packet
+// counts are under their own group, in the tree (cgroup/<path>/) and in
+// /metrics (cgroup label), and the packets add up to what nftables
+// counted in the namespace. A second daemon with a budget of one group
+// shows the more active one and counts the other as dropped.
 func TestCgroupAttribution(t *testing.T) {
 	testutil.RequireRoot(t)
 	mount, err := cgroup.FindMount("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ns := kstatNS(t)
+	d, url := startHTTPDaemon(t, "--tracer", "--netns", ns.Path, "--kstat-start")
+	small := startDaemon(t, "--listen=", "--tracer", "--cgroup.max", "1")
 	prefix := fmt.Sprintf("kstat-test-%d", os.Getpid())
-	a := startForker(t, mount, prefix+"-a", 7)
-	b := startForker(t, mount, prefix+"-b", 13)
-	only := []string{"--tracer", "--tracer-pid", strconv.Itoa(a.cmd.Process.Pid), "--tracer-pid", strconv.Itoa(b.cmd.Process.Pid)}
-	d, url := startHTTPDaemon(t, only...)
-	small := startDaemon(t, append([]string{"--listen=", "--cgroup.max", "1"}, only...)...)
-	for _, f := range []*forker{a, b} {
-		if got, err := cgroup.ProcPath("/proc", f.cmd.Process.Pid); err != nil || got != f.group {
-			t.Fatalf("the shell is in cgroup %q (%v), want %q", got, err, f.group)
-		}
-		if _, err := io.WriteString(f.stdin, "go\n"); err != nil {
+	nft0 := nettest.ReadCounters(t, ns)
+	a := startWorker(t, ns, mount, prefix+"-a", 7, 5)
+	b := startWorker(t, ns, mount, prefix+"-b", 13, 9)
+	for _, w := range []*worker{a, b} {
+		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []*forker{a, b} {
-		path := d.Path("tracer/cgroup/" + cgroup.DirName(f.group) + "/forks")
-		waitValue(t, path, uint64(f.n))
-		_, body := httpDo(t, "GET", url+"/metrics", "")
-		want := fmt.Sprintf(`kstat_tracer_cgroup_forks_total{cgroup=%q} %d`, f.group, f.n)
-		if !strings.Contains(body, want+"\n") {
-			t.Errorf("/metrics lacks %s", want)
+	for _, w := range []*worker{a, b} {
+		select {
+		case <-w.done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("worker in %s did not finish", w.group)
 		}
 	}
-	// Budget of one: the more active group (b) stays, a is dropped.
-	t.Cleanup(func() {
-		if t.Failed() {
-			ents, _ := os.ReadDir(small.Path("tracer/cgroup"))
-			for _, e := range ents {
-				b, _ := os.ReadFile(small.Path("tracer/cgroup/" + e.Name() + "/forks"))
-				t.Logf("budget 1: tracer/cgroup/%s forks=%s", e.Name(), b)
+	nft := nettest.ReadCounters(t, ns)
+	if got := nft["ipv4_udp"].Packets - nft0["ipv4_udp"].Packets; got != uint64(a.packets+b.packets) {
+		t.Errorf("nftables counted %d UDP packets, the workers sent %d", got, a.packets+b.packets)
+	}
+	for _, w := range []*worker{a, b} {
+		dir := d.Path("cgroup/" + cgroup.DirName(w.group))
+		waitValue(t, dir+"/forks", uint64(w.forks))
+		waitValue(t, dir+"/netout_packets", uint64(w.packets))
+		_, body := httpDo(t, "GET", url+"/metrics", "")
+		for _, want := range []string{
+			fmt.Sprintf(`kstat_cgroup_forks_total{cgroup=%q} %d`, w.group, w.forks),
+			fmt.Sprintf(`kstat_cgroup_netout_packets_total{cgroup=%q} %d`, w.group, w.packets),
+		} {
+			if !strings.Contains(body, want+"\n") {
+				t.Errorf("/metrics lacks %s", want)
 			}
 		}
-	})
-	waitValue(t, small.Path("tracer/cgroup/"+cgroup.DirName(b.group)+"/forks"), uint64(b.n))
-	if got := kstatRead(t, small.Path("tracer/cgroup/groups_dropped")); got != 1 {
-		t.Errorf("groups_dropped = %d with 2 traced groups and a budget of 1", got)
 	}
-	if _, err := os.Stat(small.Path("tracer/cgroup/" + cgroup.DirName(a.group))); err == nil {
-		t.Errorf("the less active group is shown beyond the budget")
+	// Budget of one: one group is shown, every other active one dropped.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ents, _ := os.ReadDir(small.Path("cgroup"))
+		var shown []string
+		for _, e := range ents {
+			if e.IsDir() {
+				shown = append(shown, e.Name())
+			}
+		}
+		dropped := kstatRead(t, small.Path("cgroup/groups_dropped"))
+		if len(shown) == 1 && dropped >= 2 { // at least a and b besides the shown one, or one of them
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("budget 1: shown %v, groups_dropped %d", shown, dropped)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -114,7 +169,7 @@ func waitValue(t *testing.T, path string, want uint64) {
 	for time.Now().Before(deadline) {
 		b, err := os.ReadFile(path)
 		got = strings.TrimSpace(string(b))
-		if err == nil && got == strconv.FormatUint(want, 10) {
+		if err == nil && got == fmt.Sprint(want) {
 			return
 		}
 		if err != nil {

@@ -21,6 +21,8 @@ import (
 	"github.com/kstat/kstat/internal/caps"
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/netout"
+	"github.com/kstat/kstat/internal/tracer"
 	"github.com/kstat/kstat/statsfs"
 	"github.com/kstat/kstat/statsfs/fusefs"
 )
@@ -73,6 +75,11 @@ type daemon struct {
 
 	gatherOnce sync.Once
 	gatherer   prometheus.Gatherer // see metricsGatherer
+
+	// The tracer's and KSTAT's services, set in the first phase when
+	// they load, for the per-cgroup view (serve_cgroup.go).
+	tracerSvc *tracer.Service
+	netoutSvc *netout.Service
 }
 
 // Listen adds a listener to the daemon's second phase: start runs after

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,68 +22,101 @@ func init() {
 		name: "cgroup",
 		flags: func(fs *pflag.FlagSet) {
 			fs.IntVar(&cgroupOpts.max, "cgroup.max", 20,
-				"how many cgroups keep their sums of the tracer's per-process counts in tracer/cgroup/ (and a cgroup label in /metrics), the most active first; the others are counted in tracer/cgroup/groups_dropped (-1: no limit)")
+				"how many cgroups keep their counts in cgroup/ (and a cgroup label in /metrics), the most active first; the others are counted in cgroup/groups_dropped (-1: no limit)")
 		},
-		start: func(ctx context.Context, d *daemon) error { return startCgroup(ctx, d, cgroupOpts) },
+		start: startCgroup,
 	})
 }
 
-// startCgroup sums the tracer's per-process values per cgroup v2 group
-// (the group each process is in now, from /proc/PID/cgroup) every second
-// into tracer/cgroup/<path>/, within the --cgroup.max budget.
-func startCgroup(ctx context.Context, d *daemon, opts cgroupOptions) error {
-	if _, err := cgroup.FindMount(d.paths.Proc); err != nil {
+// The values of each cgroup/<path>/ source, in this order.
+const (
+	cgForks = iota
+	cgThreads
+	cgExecs
+	cgExits
+	cgPackets
+	cgBytes
+)
+
+var cgroupValues = []statsfs.Value{
+	{Name: "forks", Help: "Processes created by processes of the cgroup, counted by the tracer", Type: statsfs.U64, Aggr: statsfs.Sum},
+	{Name: "threads", Help: "Threads created in the cgroup, counted by the tracer", Type: statsfs.U64, Aggr: statsfs.Sum},
+	{Name: "execs", Help: "Successful execve calls in the cgroup, counted by the tracer", Type: statsfs.U64, Aggr: statsfs.Sum},
+	{Name: "exits", Help: "Processes of the cgroup that exited, counted by the tracer", Type: statsfs.U64, Aggr: statsfs.Sum},
+	{Name: "netout_packets", Help: "Outgoing packets of the cgroup's sockets, counted by KSTAT", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum},
+	{Name: "netout_bytes", Help: "Bytes of the outgoing packets of the cgroup's sockets, counted by KSTAT", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum},
+}
+
+// startCgroup adds cgroup/: every second, the tracer's per-cgroup process
+// events and KSTAT's per-socket-cgroup packets (both counted in the
+// kernel by cgroup v2 id) are resolved to the groups' paths below the
+// cgroup2 mount and shown as cgroup/<path>/, within the --cgroup.max
+// budget. Counts of a group that is gone (its id no longer resolves) are
+// not shown. Without a cgroup2 mount the feature degrades.
+func startCgroup(ctx context.Context, d *daemon) error {
+	mount, err := cgroup.FindMount(d.paths.Proc)
+	if err != nil {
+		d.Degrade("cgroup", err)
+		return nil
+	}
+	src := statsfs.NewSource("cgroup")
+	groups, err := cgroup.NewGroups(src, cgroupValues, cgroupOpts.max)
+	if err != nil {
 		return err
 	}
-	var groups *cgroup.Groups
-	d.Go(func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			tr := d.root.Subordinate("tracer")
-			if tr == nil {
-				continue
-			}
-			sums := cgroup.Sums{}
-			var values []statsfs.Value
-			var readings []statsfs.Reading
-			for _, src := range tr.Subordinates() {
-				pid, err := strconv.Atoi(src.Name())
-				if src.Label() != "pid" || err != nil {
-					continue
-				}
-				path, err := cgroup.ProcPath(d.paths.Proc, pid)
-				if err != nil {
-					continue // exited since the tracer saw it
-				}
-				readings, values = readings[:0], values[:0]
-				for _, v := range src.Values() {
-					if a := v.Value().Aggr; a == statsfs.Sum || a == statsfs.Max {
-						values = append(values, *v.Value())
-						readings = append(readings, v.Read())
-					}
-				}
-				sums.Add(values, path, readings)
-			}
-			if len(sums) == 0 && groups == nil {
-				continue
-			}
-			if groups == nil {
-				parent := statsfs.NewSource("cgroup")
-				var err error
-				if groups, err = cgroup.NewGroups(parent, values, opts.max); err != nil {
-					d.log.Error("cgroup: per-cgroup sums not shown", "err", err)
+	d.root.AddSubordinate(src)
+	res := cgroup.NewResolver(mount)
+	// The second phase: the tracer's and KSTAT's first phases are done.
+	d.Listen("cgroup", func() error {
+		d.Go(func() {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				groups.Update(d.cgroupSums(res))
+				select {
+				case <-ctx.Done():
 					return
+				case <-tick.C:
 				}
-				tr.AddSubordinate(parent)
 			}
-			groups.Update(sums)
-		}
+		})
+		return nil
 	})
 	return nil
+}
+
+// cgroupSums reads the per-cgroup counts of the tracer and KSTAT.
+func (d *daemon) cgroupSums(res *cgroup.Resolver) cgroup.Sums {
+	sums := cgroup.Sums{}
+	add := func(id uint64, i int, v uint64) {
+		if p, ok := res.Path(id); ok {
+			sums.Add(len(cgroupValues), p, i, float64(v))
+		}
+	}
+	if d.tracerSvc != nil {
+		m, err := d.tracerSvc.Cgroups()
+		if err != nil {
+			d.log.Debug("cgroup: reading the tracer's counts", "err", err)
+		}
+		for id, c := range m {
+			add(id, cgForks, c.Forks)
+			add(id, cgThreads, c.Threads)
+			add(id, cgExecs, c.Execs)
+			add(id, cgExits, c.Exits)
+		}
+	}
+	if d.netoutSvc != nil && d.netoutSvc.Running() {
+		m, err := d.netoutSvc.Counter().Cgroups()
+		if err != nil {
+			d.log.Debug("cgroup: reading KSTAT's counts", "err", err)
+		}
+		for id, c := range m {
+			if id == 0 {
+				continue // packets without a socket: in KSTAT's totals only
+			}
+			add(id, cgPackets, c.Packets)
+			add(id, cgBytes, c.Bytes)
+		}
+	}
+	return sums
 }

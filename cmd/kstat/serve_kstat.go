@@ -65,6 +65,7 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 		c.Close()
 		return err
 	}
+	d.netoutSvc = s
 	src := statsfs.NewSource("kstat")
 	if err := addKstat(d, src, s, opts.netns != ""); err != nil {
 		c.Close()

@@ -80,6 +80,7 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 		return fmt.Errorf("--tracer-budget %v: give a share of CPU between 0 and 1", opts.budget)
 	}
 	svc.SetBudget(tracer.Budget{Share: opts.budget, Window: opts.window, Log: d.log})
+	d.tracerSvc = svc
 	for _, k := range svc.Knobs() {
 		if k.Name == "enable" {
 			k = trackEnable(d, "tracer", k, cap.BPF, cap.PERFMON)

@@ -81,31 +81,25 @@ func TestGroupsBudget(t *testing.T) {
 	values := []statsfs.Value{
 		{Name: "forks", Type: statsfs.U64, Aggr: statsfs.Sum},
 		{Name: "wait", Type: statsfs.F64, Unit: "seconds", Aggr: statsfs.Sum},
-		{Name: "max_wait", Type: statsfs.F64, Unit: "seconds", Aggr: statsfs.Max, Flag: statsfs.Floating},
 	}
 	parent := statsfs.NewSource("cgroup")
 	g, err := NewGroups(parent, values, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := func(v uint64) statsfs.Reading { return statsfs.Reading{Raw: v, Type: statsfs.U64} }
-	f := func(v float64) statsfs.Reading { return statsfs.Reading{Raw: statsfs.FloatBits(v), Type: statsfs.F64} }
 	s := Sums{}
-	s.Add(values, "system.slice/a.service", []statsfs.Reading{r(5), f(0.5), f(0.25)})
-	s.Add(values, "system.slice/a.service", []statsfs.Reading{r(6), f(0.25), f(0.5)})
-	s.Add(values, "b", []statsfs.Reading{r(3), f(0), f(0)})
-	s.Add(values, "/", []statsfs.Reading{r(1), f(0), f(0)})
+	s.Add(2, "system.slice/a.service", 0, 5)
+	s.Add(2, "system.slice/a.service", 0, 6)
+	s.Add(2, "system.slice/a.service", 1, 0.75)
+	s.Add(2, "b", 0, 3)
+	s.Add(2, "/", 0, 1)
 	g.Update(s)
 	a := parent.Subordinate("system.slice:a.service")
 	if a == nil || a.LabelValue() != "system.slice/a.service" || a.Label() != "cgroup" {
 		t.Fatalf("group a: %v", a)
 	}
-	for name, want := range map[string]float64{"forks": 11, "wait_seconds": 0.75, "max_wait": 0.5} {
-		got, err := a.GetByName(name)
-		if name == "wait_seconds" {
-			got, err = a.GetByName("wait")
-		}
-		if err != nil || got.Float64() != want {
+	for name, want := range map[string]float64{"forks": 11, "wait": 0.75} {
+		if got, err := a.GetByName(name); err != nil || got.Float64() != want {
 			t.Errorf("%s = %v, %v; want %v", name, got.Float64(), err, want)
 		}
 	}
@@ -115,8 +109,8 @@ func TestGroupsBudget(t *testing.T) {
 	if d, _ := parent.GetByName("groups_dropped"); d.Uint64() != 1 {
 		t.Errorf("groups_dropped = %d", d.Uint64())
 	}
-	// A group that went quiet leaves room: its source goes.
-	g.Update(Sums{"/": {4, 0, 0}})
+	// Groups that went quiet leave room: their sources go.
+	g.Update(Sums{"/": {4, 0}})
 	if parent.Subordinate("system.slice:a.service") != nil || parent.Subordinate("-") == nil {
 		t.Error("after an update without a and b they remain, or / is missing")
 	}

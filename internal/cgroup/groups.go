@@ -2,7 +2,6 @@ package cgroup
 
 import (
 	"cmp"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -36,9 +35,8 @@ var groupsTable = statsfs.NewTable(statsfs.Value{
 	Name: "groups_dropped", Help: "cgroups with activity beyond the budget, not shown (the most active are)", Type: statsfs.U64, Flag: statsfs.Floating,
 })
 
-// NewGroups adds the per-group sums of values (as a per-process table
-// holds them; Sum values are added, Max values maxed) below parent,
-// keeping at most max groups (a negative max: no limit).
+// NewGroups adds the per-group values below parent, keeping at most max
+// groups (a negative max: no limit).
 func NewGroups(parent *statsfs.Source, values []statsfs.Value, max int) (*Groups, error) {
 	vs := make([]statsfs.Value, len(values))
 	for i, v := range values {
@@ -59,23 +57,17 @@ func DirName(p string) string {
 	return strings.ReplaceAll(p, "/", ":")
 }
 
-// Sums accumulates per-process readings into per-group values.
+// Sums are per-group values, by group path, in NewGroups' value order.
 type Sums map[string][]float64
 
-// Add adds one process's readings (in NewGroups' value order) to group p.
-func (s Sums) Add(values []statsfs.Value, p string, readings []statsfs.Reading) {
+// Add adds v to value i of group p (of n values).
+func (s Sums) Add(n int, p string, i int, v float64) {
 	sum := s[p]
 	if sum == nil {
-		sum = make([]float64, len(values))
+		sum = make([]float64, n)
 		s[p] = sum
 	}
-	for i, r := range readings {
-		if values[i].Aggr == statsfs.Max {
-			sum[i] = math.Max(sum[i], r.Float64())
-		} else {
-			sum[i] += r.Float64()
-		}
-	}
+	sum[i] += v
 }
 
 // activity ranks a group: the sum of its cumulative values.

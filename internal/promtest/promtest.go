@@ -247,7 +247,7 @@ func (s *Server) Names(match string) ([]string, error) {
 	return names, nil
 }
 
-// Selector is a vector selector of a parsed expression: its metric name,
+// Selector is a vector or range selector of a parsed expression: its metric name,
 // or, when the name is matched by a regular expression, that expression.
 type Selector struct {
 	Name  string // set when the selector names one metric
@@ -266,7 +266,7 @@ func (s *Server) ParseQuery(expr string) ([]Selector, error) {
 	walk = func(n any) {
 		switch n := n.(type) {
 		case map[string]any:
-			if n["type"] == "vectorSelector" {
+			if t := n["type"]; t == "vectorSelector" || t == "matrixSelector" {
 				sel := Selector{}
 				if name, _ := n["name"].(string); name != "" {
 					sel.Name = name
