@@ -67,17 +67,20 @@ func startCgroup(ctx context.Context, d *daemon) error {
 	d.root.AddSubordinate(src)
 	res := cgroup.NewResolver(mount)
 	// The second phase: the tracer's and KSTAT's first phases are done.
+	// The first update is done before the daemon is ready, so that the
+	// first scrape already holds the groups.
 	d.Listen("cgroup", func() error {
+		groups.Update(d.cgroupSums(res))
 		d.Go(func() {
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
-				groups.Update(d.cgroupSums(res))
 				select {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
 				}
+				groups.Update(d.cgroupSums(res))
 			}
 		})
 		return nil
