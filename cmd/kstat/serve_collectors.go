@@ -13,7 +13,7 @@ import (
 var bpfCollectors = []collector.Info{
 	{Name: "kstat", Default: true, Help: "KSTAT: outgoing packets counted by an eBPF netfilter program into kstat/ (attached by kstat/start)"},
 	{Name: "tracer", Default: true, Help: "per-process kernel allocations, locks, forks and exits by eBPF into tracer/ (attached by tracer/enable)"},
-	{Name: "irqcount", Default: true, Help: "eBPF counts of IRQ and softirq handler entries beside /proc's, in irq/*/ and softirq/*/"},
+	{Name: "irqcount", Default: true, Help: "eBPF counts of IRQ and softirq handler entries beside /proc's, in irq/*/ and softirq/*/, and the programs' own cost in irqcount/programs/"},
 }
 
 // buildCollectors makes the registered collectors the flags select and

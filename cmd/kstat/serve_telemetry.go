@@ -208,6 +208,16 @@ func attachIRQCounts(ctx context.Context, d *daemon, reg *collector.Registry) {
 		}
 		d.collectors.Add(r)
 	}
+	// The programs' own cost, as the tracer's and netout's: in
+	// irqcount/programs/<program>/.
+	if r, err := c.AddValues(collector.Child(d.root, "irqcount")); err != nil {
+		d.log.Error("eBPF IRQ counters' own cost not added", "err", err)
+	} else {
+		if err := r.Refresh(); err != nil {
+			d.log.Warn("reading the eBPF IRQ counters' run-time statistics", "err", err)
+		}
+		d.collectors.Add(r)
+	}
 	d.Go(func() {
 		<-ctx.Done()
 		if err := c.Close(); err != nil {

@@ -72,6 +72,18 @@ func TestTelemetryDaemon(t *testing.T) {
 	waitForLog(t, d, "eBPF IRQ counters attached")
 	waitAPISeq(t, base, 7, 10*time.Second)
 
+	// The programs' own cost, in the tree as the tracer's (checked against
+	// bpftool in internal/irqcount).
+	for _, prog := range []string{"irq_handler_entry", "softirq_entry"} {
+		runs := strings.TrimSpace(readText(t, d.Path("irqcount/programs/"+prog+"/runs")))
+		if n, err := strconv.ParseUint(runs, 10, 64); err != nil || n == 0 {
+			t.Errorf("irqcount/programs/%s/runs %q: %v", prog, runs, err)
+		}
+		if secs := readText(t, d.Path("irqcount/programs/"+prog+"/run_seconds")); strings.TrimSpace(secs) == "" {
+			t.Errorf("irqcount/programs/%s/run_seconds empty", prog)
+		}
+	}
+
 	seqs := ringSeqs(readText(t, d.Path("telemetry/snapshots")))
 	if len(seqs) != 4 {
 		t.Fatalf("telemetry/snapshots has %d blocks (%v), want 4", len(seqs), seqs)

@@ -63,18 +63,28 @@ func (s *Set) Keep(l link.Link) { s.links = append(s.links, l) }
 // Programs returns the programs by name.
 func (s *Set) Programs() map[string]*ebpf.Program { return s.progs }
 
-// Close detaches every link and unloads the programs and maps.
-func (s *Set) Close() error {
+// Attached reports whether the Set holds any link.
+func (s *Set) Attached() bool { return len(s.links) > 0 }
+
+// Detach closes every link, keeping the programs and maps loaded: the
+// programs are off their hooks when it returns.
+func (s *Set) Detach() error {
 	var errs []error
 	for _, l := range s.links {
 		errs = append(errs, l.Close())
 	}
 	s.links = nil
+	return errors.Join(errs...)
+}
+
+// Close detaches every link and unloads the programs and maps.
+func (s *Set) Close() error {
+	err := s.Detach()
 	if s.objs != nil {
-		errs = append(errs, s.objs.Close())
+		err = errors.Join(err, s.objs.Close())
 		s.objs = nil
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // ProgramStats is one program's cost and losses as the kernel counts them.

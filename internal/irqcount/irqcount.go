@@ -12,13 +12,15 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/kstat/kstat/internal/bpf"
 	irqbpf "github.com/kstat/kstat/internal/bpf/irqcount"
+	"github.com/kstat/kstat/internal/collector"
+	"github.com/kstat/kstat/statsfs"
 )
 
 // SoftirqNames are the softirq vectors in the kernel's order (enum
@@ -27,32 +29,37 @@ var SoftirqNames = [...]string{"HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_
 
 // Counter is the loaded and attached programs with their maps.
 type Counter struct {
-	objs  irqbpf.IrqcountObjects
-	links []link.Link
+	objs irqbpf.IrqcountObjects
+	set  *bpf.Set
+
+	mu       sync.Mutex
+	statsOff func() // releases BPF run-time statistics; nil when off
 }
 
 // Load loads both programs and attaches them to their tracepoints. It needs
 // CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF and tp_btf
-// programs (Linux 5.5 or later); the error says which is missing.
+// programs (Linux 5.5 or later); the error says which is missing. While
+// attached it holds the kernel's BPF run-time statistics on
+// (bpf.EnableStats), for the programs' own cost; without them (no
+// CAP_SYS_ADMIN) the run time and runs are absent.
 func Load() (*Counter, error) {
 	bpf.RemoveMemlock()
 	c := &Counter{}
 	if err := irqbpf.LoadIrqcountObjects(&c.objs, nil); err != nil {
 		return nil, loadError("loading the irqcount eBPF programs", err)
 	}
-	for _, p := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"irq:irq_handler_entry", c.objs.IrqHandlerEntry},
-		{"irq:softirq_entry", c.objs.SoftirqEntry},
-	} {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
-		if err != nil {
-			c.Close()
-			return nil, loadError("attaching the tp_btf program to "+p.name, err)
+	c.set = bpf.NewSet(&c.objs, map[string]*ebpf.Program{
+		"irq_handler_entry": c.objs.IrqHandlerEntry,
+		"softirq_entry":     c.objs.SoftirqEntry,
+	})
+	for _, name := range []string{"irq_handler_entry", "softirq_entry"} {
+		if err := c.set.Attach(name); err != nil {
+			_ = c.set.Close()
+			return nil, loadError("attaching the tp_btf program to irq:"+name, err)
 		}
-		c.links = append(c.links, l)
+	}
+	if off, err := bpf.EnableStats(); err == nil {
+		c.statsOff = off
 	}
 	return c, nil
 }
@@ -70,12 +77,37 @@ func loadError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// Programs returns the two programs, for their run-time statistics.
-func (c *Counter) Programs() map[string]*ebpf.Program {
-	return map[string]*ebpf.Program{
-		"irq_handler_entry": c.objs.IrqHandlerEntry,
-		"softirq_entry":     c.objs.SoftirqEntry,
+// Programs returns the two programs by tracepoint name, for their
+// run-time statistics.
+func (c *Counter) Programs() map[string]*ebpf.Program { return c.set.Programs() }
+
+// timed reports whether the kernel measures the programs' run time now.
+func (c *Counter) timed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.statsOff != nil
+}
+
+// AddValues adds parent/programs/ with one instance per program
+// (irq_handler_entry, softirq_entry) holding its run_seconds, runs and
+// recursion_misses from the kernel's program info (bpf.ProgView), read at
+// most once per collector.MaxAge by the returned collector (named
+// "irqcount_programs"), which the caller adds to its registry.
+func (c *Counter) AddValues(parent *statsfs.Source) (*collector.Refresher, error) {
+	var view *bpf.ProgView
+	r := collector.NewRefresher("irqcount_programs", func() error {
+		st, err := bpf.Stats(c.Programs())
+		if err != nil {
+			return err
+		}
+		view.Update(st, c.timed())
+		return nil
+	})
+	var err error
+	if view, err = bpf.NewProgView(parent, r.Record); err != nil {
+		return nil, err
 	}
+	return r, nil
 }
 
 func sum(v []uint64) uint64 {
@@ -154,13 +186,15 @@ func (c *Counter) SoftirqCounts() (map[string]uint64, error) {
 	return out, nil
 }
 
-// Close detaches the programs and frees their maps.
+// Close detaches the programs, frees their maps and releases the
+// run-time statistics.
 func (c *Counter) Close() error {
-	var errs []error
-	for _, l := range c.links {
-		errs = append(errs, l.Close())
+	err := c.set.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.statsOff != nil {
+		c.statsOff()
+		c.statsOff = nil
 	}
-	c.links = nil
-	errs = append(errs, c.objs.Close())
-	return errors.Join(errs...)
+	return err
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
 )
 
 // procCounts reads /proc/interrupts or /proc/softirqs with its own simple
@@ -239,5 +240,67 @@ func BenchmarkHandlerCost(b *testing.B) {
 			b.Logf("%s: %d runs, %v in all, %.0f ns per event, %d recursion misses",
 				name, st.RunCount, st.Runtime, float64(st.Runtime.Nanoseconds())/float64(st.RunCount), st.RecursionMisses)
 		}
+	}
+}
+
+// The own-cost values in irqcount/programs/<program>/ are the kernel's
+// program info with run-time statistics held on while attached, checked
+// against bpftool (an independent reader of the same info): each bpftool
+// figure lies between the tree's reading before and after it. Interrupts
+// and softirqs run all the time, so the figures are bracketed, not equal.
+func TestOwnCostMatchesBpftool(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.RawTracepoint)
+	testutil.RequireCommand(t, "bpftool")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	root := statsfs.NewSource("irqcount")
+	r, err := c.AddValues(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diskIO(t)
+	read := func(name string) (runs uint64, secs float64, misses uint64) {
+		t.Helper()
+		r.Expire()
+		if err := r.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		src := root.Find("programs/" + name)
+		if src == nil {
+			t.Fatalf("no irqcount/programs/%s", name)
+		}
+		get := func(v string) statsfs.Reading {
+			x, err := src.GetByName(v)
+			if err != nil || x.Absent {
+				t.Fatalf("%s of %s: %v (absent %v)", v, name, err, x.Absent)
+			}
+			return x
+		}
+		return get("runs").Uint64(), get("run_seconds").Float64(), get("recursion_misses").Uint64()
+	}
+	for name, p := range c.Programs() {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		r0, s0, m0 := read(name)
+		bt := testutil.Bpftool(t, id)
+		r1, s1, m1 := read(name)
+		bs := float64(bt.RunTimeNs) / 1e9
+		if bt.RunCnt < r0 || bt.RunCnt > r1 || bs < s0-1e-9 || bs > s1+1e-9 || bt.RecursionMisses < m0 || bt.RecursionMisses > m1 {
+			t.Errorf("%s: bpftool runs %d, %.9fs, misses %d; tree before %d, %.9fs, %d; after %d, %.9fs, %d",
+				name, bt.RunCnt, bs, bt.RecursionMisses, r0, s0, m0, r1, s1, m1)
+		}
+		if r0 == 0 || s0 <= 0 {
+			t.Errorf("%s: %d runs, %.9fs after disk I/O: run-time statistics not on", name, r0, s0)
+		}
+	}
+	// The totals in irqcount/programs/ sum the two programs.
+	if sum, err := root.Find("programs").GetByName("runs"); err != nil || sum.Absent || sum.Uint64() == 0 {
+		t.Errorf("irqcount/programs/runs: %+v, %v", sum, err)
 	}
 }

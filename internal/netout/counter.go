@@ -102,8 +102,8 @@ type Counter struct {
 	prog *ebpf.Program
 	m    *ebpf.Map
 
-	mu    sync.Mutex
-	links []link.Link
+	mu  sync.Mutex // guards set's links
+	set *bpf.Set
 }
 
 // Load checks the privileges and loads the program and its map without
@@ -124,6 +124,7 @@ func Load() (*Counter, error) {
 		return nil, loadError(err)
 	}
 	c.prog, c.m = c.objs.Netout, c.objs.NetoutCounts
+	c.set = bpf.NewSet(&c.objs, map[string]*ebpf.Program{"netout": c.prog})
 	return c, nil
 }
 
@@ -233,7 +234,7 @@ func (c *Counter) Program() *ebpf.Program { return c.prog }
 func (c *Counter) Attach(nsPath string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.links != nil {
+	if c.set.Attached() {
 		return nil
 	}
 	attach := func() error {
@@ -242,7 +243,7 @@ func (c *Counter) Attach(nsPath string) error {
 			if err != nil {
 				return attachError(pf, err)
 			}
-			c.links = append(c.links, l)
+			c.set.Keep(l)
 		}
 		return nil
 	}
@@ -253,7 +254,7 @@ func (c *Counter) Attach(nsPath string) error {
 		err = netns.Do(nsPath, attach)
 	}
 	if err != nil {
-		c.closeLinks()
+		_ = c.set.Detach()
 	}
 	return err
 }
@@ -297,7 +298,7 @@ func attachError(pf link.NetfilterProtocolFamily, err error) error {
 func (c *Counter) Attached() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.links != nil
+	return c.set.Attached()
 }
 
 // Detach closes the links: the hooks are gone when it returns. The map
@@ -305,16 +306,7 @@ func (c *Counter) Attached() bool {
 func (c *Counter) Detach() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closeLinks()
-}
-
-func (c *Counter) closeLinks() error {
-	var errs []error
-	for _, l := range c.links {
-		errs = append(errs, l.Close())
-	}
-	c.links = nil
-	return errors.Join(errs...)
+	return c.set.Detach()
 }
 
 // Read sums the per-CPU counts of every slot.
@@ -338,6 +330,7 @@ func (c *Counter) Read() (Totals, error) {
 
 // Close detaches the program and unloads it and its map.
 func (c *Counter) Close() error {
-	err := c.Detach()
-	return errors.Join(err, c.objs.Close())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.set.Close()
 }

@@ -2,10 +2,7 @@ package tracer
 
 import (
 	"context"
-	"encoding/json"
 	"os"
-	"os/exec"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -140,27 +137,6 @@ func storm(stop chan struct{}) {
 	}
 }
 
-// bpftoolProg is what bpftool prints of a program.
-type bpftoolProg struct {
-	ID              uint32 `json:"id"`
-	RunTimeNs       uint64 `json:"run_time_ns"`
-	RunCnt          uint64 `json:"run_cnt"`
-	RecursionMisses uint64 `json:"recursion_misses"`
-}
-
-func bpftool(t *testing.T, id ebpf.ProgramID) bpftoolProg {
-	t.Helper()
-	out, err := exec.Command("bpftool", "prog", "show", "id", strconv.Itoa(int(id)), "--json").Output()
-	if err != nil {
-		t.Fatalf("bpftool prog show id %d: %v", id, err)
-	}
-	var p bpftoolProg
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("bpftool: %v: %s", err, out)
-	}
-	return p
-}
-
 // The own-cost values in tracer/programs/<tracepoint>/ are the kernel's
 // program info, checked against bpftool (an independent reader of the
 // same info): each bpftool figure lies between the tree's reading before
@@ -198,7 +174,7 @@ func TestOwnCostMatchesBpftool(t *testing.T) {
 			t.Fatal(err)
 		}
 		r0, s0, m0 := read(name)
-		bt := bpftool(t, id)
+		bt := testutil.Bpftool(t, id)
 		if err := s.read(); err != nil {
 			t.Fatal(err)
 		}
