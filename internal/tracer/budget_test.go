@@ -3,6 +3,7 @@ package tracer
 import (
 	"context"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,7 +69,9 @@ func TestBudgetSteps(t *testing.T) {
 // A tiny budget under an allocation storm: the service raises the
 // sampling level by level (visible in tracer/budget_level and
 // sample_every_effective) and finally detaches, after which the programs
-// cost nothing: under any budget.
+// cost nothing: under any budget. Attached again under the storm, the
+// level rises; with the storm stopped and a large budget it steps back,
+// level by level, to 0.
 func TestBudgetUnderStorm(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.RawTracepoint)
 	s, _ := newTestService(t)
@@ -81,7 +84,9 @@ func TestBudgetUnderStorm(t *testing.T) {
 	defer cancel()
 	go s.Run(ctx, 50*time.Millisecond)
 	stop := make(chan struct{})
-	defer close(stop)
+	var stopOnce sync.Once
+	stopStorm := func() { stopOnce.Do(func() { close(stop) }) }
+	defer stopStorm()
 	go storm(stop)
 	seen := map[uint64]bool{}      // budget_level values
 	effective := map[uint64]bool{} // sample_every_effective values
@@ -119,6 +124,44 @@ func TestBudgetUnderStorm(t *testing.T) {
 	if l := readValue(t, src, "budget_level"); l != 0 {
 		t.Errorf("budget_level %d after enabling again", l)
 	}
+	e0 := readValue(t, src, "sample_every_effective") // the configured sampling
+
+	// Stepping back: still under the storm, the level rises again; then
+	// the storm stops and the budget grows to a whole machine, so every
+	// window is under a quarter of it, and the level falls one step per
+	// three windows, back to 0 and the configured sampling.
+	peak := uint64(0)
+	for deadline := time.Now().Add(10 * time.Second); peak < 2 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		peak = max(peak, readValue(t, src, "budget_level"))
+	}
+	if peak < 2 || peak > MaxLevel {
+		t.Fatalf("budget_level %d after enabling again under the storm, want 2 to %d", peak, MaxLevel)
+	}
+	stopStorm()
+	s.SetBudget(Budget{Share: 1, Window: 300 * time.Millisecond})
+	prev, falls := uint64(LevelDetached), 0
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		l := readValue(t, src, "budget_level")
+		if l > prev {
+			t.Errorf("budget_level rose from %d to %d with the storm stopped and a whole machine's budget", prev, l)
+		}
+		if l < prev && prev != LevelDetached {
+			falls++
+		}
+		if prev = l; l == 0 {
+			break
+		}
+	}
+	if prev != 0 || !s.Enabled() {
+		t.Fatalf("budget_level %d (enabled %v) 15 s after the storm stopped, want 0", prev, s.Enabled())
+	}
+	if falls < 1 {
+		t.Errorf("budget_level went to 0 without a visible step")
+	}
+	if e := readValue(t, src, "sample_every_effective"); e != e0 {
+		t.Errorf("sample_every_effective %d back at level 0, want %d as configured", e, e0)
+	}
+	t.Logf("stepped back from level %d to 0 in %d visible steps", peak, falls)
 }
 
 // storm allocates kernel memory (pipes) until stop closes.
