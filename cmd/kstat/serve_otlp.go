@@ -45,6 +45,7 @@ func init() {
 // with the push counters. At shutdown it pushes once more.
 func startOTLP(ctx context.Context, d *daemon, opts otlpOptions) error {
 	if opts.cfg.Endpoint == "" {
+		d.Off("otlp", "--otlp.endpoint is empty")
 		return nil
 	}
 	cfg := opts.cfg

@@ -48,27 +48,6 @@ func procCounts(t *testing.T, file string) (map[string]uint64, map[string]string
 	return counts, rest
 }
 
-// diskIO writes and syncs a file on the disk behind the test's temporary
-// folder, so the block device interrupts and the BLOCK softirq runs.
-func diskIO(t *testing.T) {
-	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "io"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for i := range 20 {
-		buf[0] = byte(i)
-		if _, err := f.WriteAt(buf, int64(i)*int64(len(buf))); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // settle is longer than the gap between the kernel counting an event in
 // /proc and the tracepoint firing for it: two adjacent statements, but a
 // virtual CPU can be descheduled by its host between them.
@@ -105,7 +84,7 @@ func TestCountsBracketedByProc(t *testing.T) {
 	p1irq, _ := procCounts(t, "interrupts")
 	p1soft, _ := procCounts(t, "softirqs")
 
-	diskIO(t)
+	testutil.DiskIO(t)
 
 	p2irq, _ := procCounts(t, "interrupts")
 	p2soft, _ := procCounts(t, "softirqs")
@@ -261,7 +240,7 @@ func TestOwnCostMatchesBpftool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diskIO(t)
+	testutil.DiskIO(t)
 	read := func(name string) (runs uint64, secs float64, misses uint64) {
 		t.Helper()
 		r.Expire()

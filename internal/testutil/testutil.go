@@ -104,3 +104,25 @@ func (ns *NetNS) Exec(tb testing.TB, name string, args ...string) string {
 // Do runs fn on an OS thread that has joined the namespace (netns.Do).
 // Sockets opened by fn belong to the namespace.
 func (ns *NetNS) Do(fn func() error) error { return netns.Do(ns.Path, fn) }
+
+// DiskIO writes and syncs a file on the disk behind the test's temporary
+// folder, so the block device interrupts and the BLOCK softirq runs: tests
+// of IRQ counts use it to make numbered IRQ lines move.
+func DiskIO(t testing.TB) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "io"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for i := range 20 {
+		buf[0] = byte(i)
+		if _, err := f.WriteAt(buf, int64(i)*int64(len(buf))); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
