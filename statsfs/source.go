@@ -212,6 +212,23 @@ func (s *Source) Find(path string) *Source {
 	return cur
 }
 
+// FindVisible is Find for views: nil when s or a source on the way is
+// hidden, as well as when one is missing.
+func (s *Source) FindVisible(path string) *Source {
+	cur := s
+	for cur != nil && !cur.Hidden() {
+		if path == "" {
+			return cur
+		}
+		var name string
+		name, path, _ = strings.Cut(path, "/")
+		if name != "" {
+			cur = cur.Subordinate(name)
+		}
+	}
+	return nil
+}
+
 // Revoke detaches every record from s: its values read 0 from now on and its
 // parents' aggregates no longer see them, so the backing data can go.
 func (s *Source) Revoke() {

@@ -342,3 +342,32 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("sum after clear = %d", r.Uint64())
 	}
 }
+
+// TestFindVisible: FindVisible finds what Find finds, except below or at a
+// hidden source, and nil for a missing one.
+func TestFindVisible(t *testing.T) {
+	root := statsfs.NewSource("root")
+	a := statsfs.NewSource("a")
+	b := statsfs.NewSource("b")
+	a.AddSubordinate(b)
+	root.AddSubordinate(a)
+	if got := root.FindVisible("a/b"); got != b {
+		t.Fatalf("FindVisible(a/b) = %v, want b", got)
+	}
+	if got := root.FindVisible(""); got != root {
+		t.Fatalf("FindVisible(\"\") = %v, want the root", got)
+	}
+	if got := root.FindVisible("a/x"); got != nil {
+		t.Fatalf("FindVisible(a/x) = %v, want nil", got)
+	}
+	a.SetHidden(true)
+	if root.Find("a/b") != b {
+		t.Fatal("Find(a/b) under a hidden source: want b")
+	}
+	if got := root.FindVisible("a/b"); got != nil {
+		t.Fatalf("FindVisible(a/b) under hidden a = %v, want nil", got)
+	}
+	if got := root.FindVisible("a"); got != nil {
+		t.Fatalf("FindVisible(a) of hidden a = %v, want nil", got)
+	}
+}

@@ -48,12 +48,12 @@ func ReadStatus(root *statsfs.Source, knobs *knob.Registry) *Status {
 		Knobs:  map[string]string{},
 	}
 	for _, p := range statusSources {
-		if src := find(root, p); src != nil {
+		if src := root.FindVisible(p); src != nil {
 			st.Values[p], _ = values(src)
 		}
 	}
 	for _, p := range statusLists {
-		src := find(root, p)
+		src := root.FindVisible(p)
 		if src == nil {
 			continue
 		}
@@ -82,22 +82,6 @@ func ReadStatus(root *statsfs.Source, knobs *knob.Registry) *Status {
 		st.Bufstat = c.Read()
 	}
 	return st
-}
-
-// find follows path below root; nil when a source on the way is missing
-// or hidden.
-func find(root *statsfs.Source, path string) *statsfs.Source {
-	cur := root
-	for _, name := range strings.Split(path, "/") {
-		if cur == nil || cur.Hidden() {
-			return nil
-		}
-		cur = cur.Subordinate(name)
-	}
-	if cur == nil || cur.Hidden() {
-		return nil
-	}
-	return cur
 }
 
 // values reads src's visible values: numbers, and the text of values

@@ -239,19 +239,7 @@ type sampler struct {
 
 // find follows path from the root; nil when a source on the way is
 // missing or hidden.
-func (s *sampler) find(path string) *statsfs.Source {
-	cur := s.root
-	for _, name := range strings.Split(path, "/") {
-		if cur == nil || cur.Hidden() {
-			return nil
-		}
-		cur = cur.Subordinate(name)
-	}
-	if cur == nil || cur.Hidden() {
-		return nil
-	}
-	return cur
-}
+func (s *sampler) find(path string) *statsfs.Source { return s.root.FindVisible(path) }
 
 // get reads the visible value name of src; false when it is not there or
 // unavailable.
