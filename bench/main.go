@@ -48,6 +48,12 @@ type config struct {
 }
 
 func main() {
+	if dir := os.Getenv(fuseFloorEnv); dir != "" {
+		if err := serveFuseFloor(dir); err != nil {
+			fatalf("bare go-fuse filesystem: %v", err)
+		}
+		return
+	}
 	var c config
 	flag.StringVar(&c.outDir, "out", "/tmp/kstat-bench", "directory for results.md, benchmarks.txt and the daemons' logs")
 	flag.StringVar(&c.neVersion, "node-exporter-version", nodeExporterVersion, "node_exporter version to compare with (installed with go install when missing)")

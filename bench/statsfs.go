@@ -246,27 +246,49 @@ func (h *harness) fuseRead() error {
 		h.notRun(sec, "FUSE value read", "", err.Error())
 		return nil
 	}
+	floor, err := h.startFuseFloor()
+	if err != nil {
+		h.notef("fuse: no bare go-fuse floor: %v", err)
+	}
 	buf := make([]byte, 64<<10)
-	var fuse, proc []time.Duration
-	for i := 0; i < h.cfg.fuseReads+20; i++ {
+	var fuse, bare, proc []time.Duration
+	timed := func(p string) (time.Duration, error) {
 		t := time.Now()
-		if err := readOnce(path, buf); err != nil {
+		err := readOnce(p, buf)
+		return time.Since(t), err
+	}
+	for i := 0; i < h.cfg.fuseReads+20; i++ {
+		df, err := timed(path)
+		if err != nil {
 			return fmt.Errorf("reading %s: %w", path, err)
 		}
-		df := time.Since(t)
-		t = time.Now()
-		if err := readOnce("/proc/meminfo", buf); err != nil {
+		var db time.Duration
+		if floor != "" {
+			if db, err = timed(floor); err != nil {
+				return fmt.Errorf("reading %s: %w", floor, err)
+			}
+		}
+		dp, err := timed("/proc/meminfo")
+		if err != nil {
 			return err
 		}
-		dp := time.Since(t)
 		if i >= 20 {
 			fuse, proc = append(fuse, df), append(proc, dp)
+			if floor != "" {
+				bare = append(bare, db)
+			}
 		}
 	}
 	rel, _ := filepath.Rel(h.daemon.mount, path)
 	mf, mp := median(fuse), median(proc)
 	h.measured(sec, fmt.Sprintf("FUSE value read (%s; open+read+close) median / p99 vs /proc/meminfo (%d reads)", rel, len(fuse)),
 		fmt.Sprintf("%.1f / %.1f µs vs %.1f / %.1f µs (%.1f×)", float64(mf)/1e3, float64(percentile(fuse, 0.99))/1e3,
-			float64(mp)/1e3, float64(percentile(proc, 0.99))/1e3, float64(mf)/math.Max(1, float64(mp))), "", true)
+			float64(mp)/1e3, float64(percentile(proc, 0.99))/1e3, float64(mf)/math.Max(1, float64(mp))), "≤ 5×", float64(mf) <= 5*float64(mp))
+	if len(bare) > 0 {
+		mb := median(bare)
+		h.measured(sec, "floor: the same read of a bare go-fuse file (one file, text made at open, kstat's open flags and cache timeouts, its own process) median / p99; kstat ÷ it",
+			fmt.Sprintf("%.1f / %.1f µs (%.1f× /proc/meminfo); kstat %.2f× it", float64(mb)/1e3, float64(percentile(bare, 0.99))/1e3,
+				float64(mb)/math.Max(1, float64(mp)), float64(mf)/math.Max(1, float64(mb))), "", true)
+	}
 	return nil
 }

@@ -331,9 +331,9 @@ func (f *filesystem) opened(path string, mode uint32, flags uint32, read func() 
 	return h, 0
 }
 
-// openFlags make every read reach the handle (no page cache) and spare
+// OpenFlags make every read reach the handle (no page cache) and spare
 // the FLUSH request on close: writes are applied when they are made.
-const openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
+const OpenFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 
 // Open opens the value's file, reading the value now. A value that is
 // absent then opens, but its reads fail with ENODATA ("No data
@@ -362,7 +362,7 @@ func (n *valueNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32
 		n.fs.log.Info("counter cleared", "path", n.path, "via", "mount")
 		return "", 0
 	}
-	return h, openFlags, 0
+	return h, OpenFlags, 0
 }
 
 // Open opens the control's file, reading it now.
@@ -386,7 +386,7 @@ func (n *controlNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint
 		}
 		return "", 0
 	}
-	return h, openFlags, 0
+	return h, OpenFlags, 0
 }
 
 // errnoOf maps the tree's errors to errno values.
