@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kstat/kstat/internal/mountinfo"
 )
 
 // ErrNoCgroup2 says that no cgroup v2 hierarchy is mounted.
@@ -40,29 +42,10 @@ func parseMounts(b []byte) (string, error) {
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) >= 3 && f[2] == "cgroup2" {
-			return unescapeMount(f[1]), nil
+			return mountinfo.Unescape(f[1]), nil
 		}
 	}
 	return "", ErrNoCgroup2
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space) of /proc/mounts.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // ProcPath returns the cgroup v2 path of process pid ("0::/system.slice/x"

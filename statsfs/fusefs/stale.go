@@ -8,11 +8,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kstat/kstat/internal/mountinfo"
 )
 
 // prepare makes dir ready to be mounted on: it detaches dead FUSE mounts
@@ -97,25 +98,5 @@ func parseMountinfo(line string) (point, fstype string, ok bool) {
 	if sep < 0 || sep+1 >= len(fields) {
 		return "", "", false
 	}
-	return unescapeOctal(fields[4]), fields[sep+1], true
-}
-
-// unescapeOctal undoes the kernel's \NNN escapes of space, tab, newline and
-// backslash in mountinfo paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mountinfo.Unescape(fields[4]), fields[sep+1], true
 }
