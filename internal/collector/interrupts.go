@@ -16,7 +16,7 @@ import (
 func init() {
 	Register(Info{Name: "interrupts", Default: true,
 		Help: "interrupts per line with their descriptions from /proc/interrupts into irq/"},
-		func(cfg Config) (Collector, error) { return newInterrupts(cfg.Paths, Child(cfg.Root, "irq")) })
+		func(cfg Config) (Collector, error) { return newInterrupts(cfg.Paths, Child(cfg.Root, DirIRQ)) })
 }
 
 // CPUTable is /proc/interrupts or /proc/softirqs: a header of CPU columns,
@@ -127,7 +127,7 @@ func parseCPUTable(b []byte) (CPUTable, error) {
 // description.
 func lineTable(file, what string) *statsfs.Table {
 	return statsfs.NewTable(
-		statsfs.Value{Name: "count", Type: statsfs.U64, ReadOnly: true, Aggr: statsfs.Sum,
+		statsfs.Value{Name: LineCount, Type: statsfs.U64, ReadOnly: true, Aggr: statsfs.Sum,
 			Help: what + " since boot, summed over CPUs (/proc/" + file + ")."},
 	)
 }
@@ -136,7 +136,7 @@ var (
 	irqTable     = lineTable("interrupts", "Interrupts on this line")
 	softirqTable = lineTable("softirqs", "Softirqs of this vector handled")
 	eventTable   = statsfs.NewTable(statsfs.Value{
-		Name: "bpf_entries", Type: statsfs.U64, ReadOnly: true, Aggr: statsfs.Sum,
+		Name: LineBPFEntries, Type: statsfs.U64, ReadOnly: true, Aggr: statsfs.Sum,
 		Help: "Handler entries counted by eBPF since kstat attached its program.",
 	})
 )
@@ -258,7 +258,7 @@ func (l *Lines) addLine(name string) *lineSource {
 	if l.desc {
 		// An info value: it reads 1 and shows the line's description.
 		irqInfo := statsfs.NewTable(statsfs.Value{
-			Name: "description", Type: statsfs.U64, Flag: statsfs.Floating, Info: true,
+			Name: LineDescription, Type: statsfs.U64, Flag: statsfs.Floating, Info: true,
 			Help: "The line's chip, hardware IRQ and device names from /proc/interrupts.",
 			Show: func(statsfs.Reading) string { return ls.desc.Load() + "\n" },
 		})

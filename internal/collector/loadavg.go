@@ -11,7 +11,7 @@ import (
 func init() {
 	Register(Info{Name: "loadavg", Default: true,
 		Help: "load averages from /proc/loadavg into system/"},
-		func(cfg Config) (Collector, error) { return newLoadavg(cfg.Paths, Child(cfg.Root, "system")) })
+		func(cfg Config) (Collector, error) { return newLoadavg(cfg.Paths, Child(cfg.Root, DirSystem)) })
 }
 
 // Loadavg is /proc/loadavg's load averages over 1, 5 and 15 minutes.
@@ -49,11 +49,11 @@ func ParseLoadavg(b []byte) (Loadavg, error) {
 }
 
 var loadavgTable = statsfs.NewTable(
-	statsfs.Value{Name: "load1", Type: statsfs.F64, Flag: statsfs.Floating,
+	statsfs.Value{Name: SystemLoad1, Type: statsfs.F64, Flag: statsfs.Floating,
 		Help: "Load average over 1 minute (/proc/loadavg)."},
-	statsfs.Value{Name: "load5", Type: statsfs.F64, Flag: statsfs.Floating,
+	statsfs.Value{Name: SystemLoad5, Type: statsfs.F64, Flag: statsfs.Floating,
 		Help: "Load average over 5 minutes (/proc/loadavg)."},
-	statsfs.Value{Name: "load15", Type: statsfs.F64, Flag: statsfs.Floating,
+	statsfs.Value{Name: SystemLoad15, Type: statsfs.F64, Flag: statsfs.Floating,
 		Help: "Load average over 15 minutes (/proc/loadavg)."},
 )
 

@@ -152,22 +152,22 @@ func newMeminfoTable(dir string, cols ...meminfoCol) meminfoTable {
 // The tables the meminfo collector attaches: block/ (page cache and
 // buffers), mm/ (slab and page tables) and memory/ (totals).
 var (
-	meminfoBlock = newMeminfoTable("block",
-		meminfoCol{"buffers", "Block device buffers (Buffers in /proc/meminfo)", meminfoBuffers},
-		meminfoCol{"cached", "Page cache of files (Cached in /proc/meminfo)", meminfoCached},
-		meminfoCol{"dirty", "Page cache waiting to be written back (Dirty in /proc/meminfo)", meminfoDirty},
-		meminfoCol{"writeback", "Page cache being written back now (Writeback in /proc/meminfo)", meminfoWriteback},
+	meminfoBlock = newMeminfoTable(DirBlock,
+		meminfoCol{BlockBuffers, "Block device buffers (Buffers in /proc/meminfo)", meminfoBuffers},
+		meminfoCol{BlockCached, "Page cache of files (Cached in /proc/meminfo)", meminfoCached},
+		meminfoCol{BlockDirty, "Page cache waiting to be written back (Dirty in /proc/meminfo)", meminfoDirty},
+		meminfoCol{BlockWriteback, "Page cache being written back now (Writeback in /proc/meminfo)", meminfoWriteback},
 	)
-	meminfoMM = newMeminfoTable("mm",
-		meminfoCol{"slab", "Memory of the slab allocator (Slab in /proc/meminfo)", meminfoSlab},
-		meminfoCol{"slab_reclaimable", "Slab memory the kernel can reclaim (SReclaimable in /proc/meminfo)", meminfoSReclaimable},
-		meminfoCol{"slab_unreclaimable", "Slab memory the kernel cannot reclaim (SUnreclaim in /proc/meminfo)", meminfoSUnreclaim},
-		meminfoCol{"page_tables", "Memory of page tables (PageTables in /proc/meminfo)", meminfoPageTables},
+	meminfoMM = newMeminfoTable(DirMM,
+		meminfoCol{MMSlab, "Memory of the slab allocator (Slab in /proc/meminfo)", meminfoSlab},
+		meminfoCol{MMSlabReclaimable, "Slab memory the kernel can reclaim (SReclaimable in /proc/meminfo)", meminfoSReclaimable},
+		meminfoCol{MMSlabUnreclaimable, "Slab memory the kernel cannot reclaim (SUnreclaim in /proc/meminfo)", meminfoSUnreclaim},
+		meminfoCol{MMPageTables, "Memory of page tables (PageTables in /proc/meminfo)", meminfoPageTables},
 	)
-	meminfoMemory = newMeminfoTable("memory",
-		meminfoCol{"total", "Usable RAM (MemTotal in /proc/meminfo)", meminfoMemTotal},
-		meminfoCol{"free", "Unused RAM (MemFree in /proc/meminfo)", meminfoMemFree},
-		meminfoCol{"available", "RAM available to new work without swapping (MemAvailable in /proc/meminfo)", meminfoMemAvailable},
+	meminfoMemory = newMeminfoTable(DirMemory,
+		meminfoCol{MemoryTotal, "Usable RAM (MemTotal in /proc/meminfo)", meminfoMemTotal},
+		meminfoCol{MemoryFree, "Unused RAM (MemFree in /proc/meminfo)", meminfoMemFree},
+		meminfoCol{MemoryAvailable, "RAM available to new work without swapping (MemAvailable in /proc/meminfo)", meminfoMemAvailable},
 	)
 )
 

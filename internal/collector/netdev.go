@@ -147,15 +147,15 @@ func validName(name []byte) bool {
 // NetdevTable is the table of each net/dev/<iface>/ source; net/dev/ holds
 // its sum over every interface.
 var NetdevTable = statsfs.NewTable(
-	statsfs.Value{Name: "rx_bytes", Help: "Bytes received by the interface", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "rx_packets", Help: "Packets received by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "rx_errors", Help: "Receive errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "rx_dropped", Help: "Received packets dropped (no buffer, filtered, ...)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "tx_bytes", Help: "Bytes sent by the interface", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "tx_packets", Help: "Packets sent by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "tx_errors", Help: "Transmit errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "tx_dropped", Help: "Packets dropped on the way out", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: "tx_queue_len", Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len; absent when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
+	statsfs.Value{Name: NetdevRxBytes, Help: "Bytes received by the interface", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevRxPackets, Help: "Packets received by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevRxErrors, Help: "Receive errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevRxDropped, Help: "Received packets dropped (no buffer, filtered, ...)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevTxBytes, Help: "Bytes sent by the interface", Type: statsfs.U64, Unit: "bytes", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevTxPackets, Help: "Packets sent by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevTxErrors, Help: "Transmit errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevTxDropped, Help: "Packets dropped on the way out", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
+	statsfs.Value{Name: NetdevTxQueueLen, Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len; absent when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
 )
 
 // netdevColumns maps NetdevTable's first values to /proc/net/dev counters.
@@ -198,7 +198,7 @@ func newNetdev(p Paths) *Netdev {
 	n := &Netdev{
 		path:   filepath.Join(p.Proc, "net", "dev"),
 		sysNet: filepath.Join(p.Sys, "class", "net"),
-		dir:    statsfs.NewSource("dev"),
+		dir:    statsfs.NewSource(netdevDir),
 		devs:   map[string]*netdevDev{},
 	}
 	n.Refresher = NewRefresher("netdev", n.read)
@@ -222,7 +222,7 @@ func (n *Netdev) attach(parent *statsfs.Source) error {
 	if err := n.dir.AddValues(NetdevTable, nil, 0); err != nil {
 		return err
 	}
-	Child(parent, "net").AddSubordinate(n.dir)
+	Child(parent, DirNet).AddSubordinate(n.dir)
 	_ = n.Refresh()
 	return nil
 }

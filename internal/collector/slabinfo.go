@@ -36,17 +36,17 @@ const slabinfoNote = " (/proc/slabinfo, refreshed at most every 2 s: it is slow 
 
 // SlabinfoTable is the table of mm/slabinfo/: all caches together.
 var SlabinfoTable = statsfs.NewTable(
-	statsfs.Value{Name: "caches", Help: "Slab caches listed" + slabinfoNote, Type: statsfs.U64, Unit: "caches", Flag: statsfs.Floating},
-	statsfs.Value{Name: "active_objects", Help: "Objects in use, all caches" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
-	statsfs.Value{Name: "total_bytes", Help: "Memory of the slabs of all caches" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabCaches, Help: "Slab caches listed" + slabinfoNote, Type: statsfs.U64, Unit: "caches", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabActiveObjects, Help: "Objects in use, all caches" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabTotalBytes, Help: "Memory of the slabs of all caches" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
 )
 
 // SlabCacheTable is the table of mm/slabinfo/<cache>/, one per cache.
 var SlabCacheTable = statsfs.NewTable(
-	statsfs.Value{Name: "active_objects", Help: "Objects of the cache in use" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
-	statsfs.Value{Name: "objects", Help: "Objects the cache's slabs hold, used or not" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
-	statsfs.Value{Name: "object_size", Help: "Size of one object of the cache" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
-	statsfs.Value{Name: "total_bytes", Help: "Memory of the cache's slabs: slabs times pages per slab times the page size" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabActiveObjects, Help: "Objects of the cache in use" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabObjects, Help: "Objects the cache's slabs hold, used or not" + slabinfoNote, Type: statsfs.U64, Unit: "objects", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabObjectSize, Help: "Size of one object of the cache" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
+	statsfs.Value{Name: SlabTotalBytes, Help: "Memory of the cache's slabs: slabs times pages per slab times the page size" + slabinfoNote, Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
 )
 
 // slabCache is one cache's numbers, all checked non-negative.
@@ -150,7 +150,7 @@ func newSlabinfo(p Paths) *Slabinfo {
 	s := &Slabinfo{
 		proc:     p.Proc,
 		pageSize: uint64(os.Getpagesize()),
-		dir:      statsfs.NewSource("slabinfo"),
+		dir:      statsfs.NewSource(slabinfoDir),
 		total:    statsfs.NewCounters(SlabinfoTable),
 		caches:   map[string]*slabDev{},
 	}
@@ -164,7 +164,7 @@ func (s *Slabinfo) attach(parent *statsfs.Source) error {
 	if err := s.dir.AddValues(SlabinfoTable, s.Record(s.total), 0); err != nil {
 		return err
 	}
-	Child(parent, "mm").AddSubordinate(s.dir)
+	Child(parent, DirMM).AddSubordinate(s.dir)
 	_ = s.Refresh()
 	return nil
 }

@@ -28,30 +28,30 @@ func sockGauge(name, unit, help string) statsfs.Value {
 // Socket buffer memory is counted by the kernel in pages; the _bytes values
 // are those pages times the page size.
 var SockstatTable = statsfs.NewTable(
-	sockGauge("sockets_used", "sockets", "Sockets in use, all families and protocols (sockets: used)"),
-	sockGauge("tcp_inuse", "sockets", "IPv4 TCP sockets in use (TCP: inuse)"),
-	sockGauge("tcp_orphan", "sockets", "TCP sockets no longer attached to a file (TCP: orphan)"),
-	sockGauge("tcp_tw", "sockets", "TCP sockets in TIME_WAIT (TCP: tw)"),
-	sockGauge("tcp_alloc", "sockets", "TCP sockets allocated, any state (TCP: alloc)"),
-	sockGauge("tcp_mem_pages", "pages", "Pages of socket buffer memory held by TCP (TCP: mem)"),
-	sockGauge("tcp_mem_bytes", "bytes", "Socket buffer memory held by TCP (TCP: mem times the page size)"),
-	sockGauge("udp_inuse", "sockets", "IPv4 UDP sockets in use (UDP: inuse)"),
-	sockGauge("udp_mem_pages", "pages", "Pages of socket buffer memory held by UDP (UDP: mem)"),
-	sockGauge("udp_mem_bytes", "bytes", "Socket buffer memory held by UDP (UDP: mem times the page size)"),
-	sockGauge("udplite_inuse", "sockets", "IPv4 UDP-Lite sockets in use (UDPLITE: inuse)"),
-	sockGauge("raw_inuse", "sockets", "IPv4 raw sockets in use (RAW: inuse)"),
-	sockGauge("frag_inuse", "queues", "IPv4 fragment reassembly queues in use (FRAG: inuse)"),
-	sockGauge("frag_memory_bytes", "bytes", "Memory held by IPv4 fragment reassembly (FRAG: memory)"),
+	sockGauge(SockSocketsUsed, "sockets", "Sockets in use, all families and protocols (sockets: used)"),
+	sockGauge(SockTCPInuse, "sockets", "IPv4 TCP sockets in use (TCP: inuse)"),
+	sockGauge(SockTCPOrphan, "sockets", "TCP sockets no longer attached to a file (TCP: orphan)"),
+	sockGauge(SockTCPTimeWait, "sockets", "TCP sockets in TIME_WAIT (TCP: tw)"),
+	sockGauge(SockTCPAlloc, "sockets", "TCP sockets allocated, any state (TCP: alloc)"),
+	sockGauge(SockTCPMemPages, "pages", "Pages of socket buffer memory held by TCP (TCP: mem)"),
+	sockGauge(SockTCPMemBytes, "bytes", "Socket buffer memory held by TCP (TCP: mem times the page size)"),
+	sockGauge(SockUDPInuse, "sockets", "IPv4 UDP sockets in use (UDP: inuse)"),
+	sockGauge(SockUDPMemPages, "pages", "Pages of socket buffer memory held by UDP (UDP: mem)"),
+	sockGauge(SockUDPMemBytes, "bytes", "Socket buffer memory held by UDP (UDP: mem times the page size)"),
+	sockGauge(SockUDPLiteInuse, "sockets", "IPv4 UDP-Lite sockets in use (UDPLITE: inuse)"),
+	sockGauge(SockRawInuse, "sockets", "IPv4 raw sockets in use (RAW: inuse)"),
+	sockGauge(SockFragInuse, "queues", "IPv4 fragment reassembly queues in use (FRAG: inuse)"),
+	sockGauge(SockFragMemoryBytes, "bytes", "Memory held by IPv4 fragment reassembly (FRAG: memory)"),
 )
 
 // Sockstat6Table is the table of net/sockstat6/, from /proc/net/sockstat6.
 var Sockstat6Table = statsfs.NewTable(
-	sockGauge("tcp_inuse", "sockets", "IPv6 TCP sockets in use (TCP6: inuse)"),
-	sockGauge("udp_inuse", "sockets", "IPv6 UDP sockets in use (UDP6: inuse)"),
-	sockGauge("udplite_inuse", "sockets", "IPv6 UDP-Lite sockets in use (UDPLITE6: inuse)"),
-	sockGauge("raw_inuse", "sockets", "IPv6 raw sockets in use (RAW6: inuse)"),
-	sockGauge("frag_inuse", "queues", "IPv6 fragment reassembly queues in use (FRAG6: inuse)"),
-	sockGauge("frag_memory_bytes", "bytes", "Memory held by IPv6 fragment reassembly (FRAG6: memory)"),
+	sockGauge(SockTCPInuse, "sockets", "IPv6 TCP sockets in use (TCP6: inuse)"),
+	sockGauge(SockUDPInuse, "sockets", "IPv6 UDP sockets in use (UDP6: inuse)"),
+	sockGauge(SockUDPLiteInuse, "sockets", "IPv6 UDP-Lite sockets in use (UDPLITE6: inuse)"),
+	sockGauge(SockRawInuse, "sockets", "IPv6 raw sockets in use (RAW6: inuse)"),
+	sockGauge(SockFragInuse, "queues", "IPv6 fragment reassembly queues in use (FRAG6: inuse)"),
+	sockGauge(SockFragMemoryBytes, "bytes", "Memory held by IPv6 fragment reassembly (FRAG6: memory)"),
 )
 
 // sockstatField names one number of a sockstat file: a protocol line and a
@@ -170,7 +170,7 @@ func newSockstat(p Paths) *Sockstat {
 		pageSize: uint64(os.Getpagesize()),
 		v4:       statsfs.NewCounters(SockstatTable),
 		v6:       statsfs.NewCounters(Sockstat6Table),
-		dir6:     statsfs.NewSource("sockstat6"),
+		dir6:     statsfs.NewSource(sockstat6Dir),
 	}
 	s.Refresher = NewRefresher("sockstat", s.read)
 	return s
@@ -178,7 +178,7 @@ func newSockstat(p Paths) *Sockstat {
 
 // attach adds the values to net/ and net/sockstat6/ under parent.
 func (s *Sockstat) attach(parent *statsfs.Source) error {
-	net := Child(parent, "net")
+	net := Child(parent, DirNet)
 	if err := net.AddValues(SockstatTable, s.Record(s.v4), 0); err != nil {
 		return err
 	}

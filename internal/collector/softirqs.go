@@ -11,7 +11,7 @@ import (
 func init() {
 	Register(Info{Name: "softirqs", Default: true,
 		Help: "softirqs per vector from /proc/softirqs into softirq/"},
-		func(cfg Config) (Collector, error) { return newSoftirqs(cfg.Paths, Child(cfg.Root, "softirq")) })
+		func(cfg Config) (Collector, error) { return newSoftirqs(cfg.Paths, Child(cfg.Root, DirSoftirq)) })
 }
 
 // ParseSoftirqs reads the text of /proc/softirqs: a header of CPU columns,

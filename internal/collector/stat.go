@@ -11,7 +11,7 @@ import (
 func init() {
 	Register(Info{Name: "stat", Default: true,
 		Help: "context switches, forks, interrupts and run queue from /proc/stat into system/"},
-		func(cfg Config) (Collector, error) { return newStat(cfg.Paths, Child(cfg.Root, "system")) })
+		func(cfg Config) (Collector, error) { return newStat(cfg.Paths, Child(cfg.Root, DirSystem)) })
 }
 
 // Stat is what kstat keeps of /proc/stat: system-wide counters since boot
@@ -67,17 +67,17 @@ func ParseStat(b []byte) (Stat, error) {
 }
 
 var statTable = statsfs.NewTable(
-	statsfs.Value{Name: "context_switches", Type: statsfs.U64, ReadOnly: true,
+	statsfs.Value{Name: SystemContextSwitches, Type: statsfs.U64, ReadOnly: true,
 		Help: "Context switches since boot (/proc/stat ctxt)."},
-	statsfs.Value{Name: "forks", Type: statsfs.U64, ReadOnly: true,
+	statsfs.Value{Name: SystemForks, Type: statsfs.U64, ReadOnly: true,
 		Help: "Processes and threads created since boot (/proc/stat processes)."},
-	statsfs.Value{Name: "interrupts_total", Type: statsfs.U64, ReadOnly: true,
+	statsfs.Value{Name: SystemInterrupts, Type: statsfs.U64, ReadOnly: true,
 		Help: "Interrupts serviced since boot (/proc/stat intr)."},
-	statsfs.Value{Name: "softirqs_total", Type: statsfs.U64, ReadOnly: true,
+	statsfs.Value{Name: SystemSoftirqs, Type: statsfs.U64, ReadOnly: true,
 		Help: "Softirqs handled since boot (/proc/stat softirq)."},
-	statsfs.Value{Name: "procs_running", Type: statsfs.U64, Flag: statsfs.Floating,
+	statsfs.Value{Name: SystemProcsRunning, Type: statsfs.U64, Flag: statsfs.Floating,
 		Help: "Tasks running or runnable now (/proc/stat procs_running)."},
-	statsfs.Value{Name: "procs_blocked", Type: statsfs.U64, Flag: statsfs.Floating,
+	statsfs.Value{Name: SystemProcsBlocked, Type: statsfs.U64, Flag: statsfs.Floating,
 		Help: "Tasks blocked on I/O now (/proc/stat procs_blocked)."},
 )
 

@@ -12,7 +12,7 @@ import (
 func init() {
 	Register(Info{Name: "uptime", Default: true,
 		Help: "seconds since boot and idle seconds from /proc/uptime into system/"},
-		func(cfg Config) (Collector, error) { return newUptime(cfg.Paths, Child(cfg.Root, "system")) })
+		func(cfg Config) (Collector, error) { return newUptime(cfg.Paths, Child(cfg.Root, DirSystem)) })
 }
 
 // Uptime is /proc/uptime: seconds since boot and idle seconds summed over
@@ -61,9 +61,9 @@ func parseSeconds(s string) (float64, error) {
 
 // uptimeTable is what the "uptime" collector adds to system/.
 var uptimeTable = statsfs.NewTable(
-	statsfs.Value{Name: "uptime_seconds", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating,
+	statsfs.Value{Name: SystemUptimeSeconds, Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating,
 		Help: "Time since boot (/proc/uptime)."},
-	statsfs.Value{Name: "idle_seconds", Type: statsfs.F64, Unit: "seconds", ReadOnly: true,
+	statsfs.Value{Name: SystemIdleSeconds, Type: statsfs.F64, Unit: "seconds", ReadOnly: true,
 		Help: "Idle time since boot, summed over CPUs (/proc/uptime)."},
 )
 
