@@ -7,15 +7,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kstat/kstat/internal/bufstat"
+	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/netout"
+	"github.com/kstat/kstat/internal/selfstat"
+	"github.com/kstat/kstat/internal/tracer"
 	"github.com/kstat/kstat/statsfs"
 )
 
 // The sources whose values the page's tables show, and the families whose
 // instances they list.
 var (
-	statusSources = []string{"system", "self", "memory", "block", "mm", "mm/slabinfo", "net", "kstat", "kstat/ipv4", "kstat/ipv6", "tracer"}
-	statusLists   = []string{"net/dev", "irq", "softirq", "mm/slabinfo"}
+	statusSources = []string{
+		collector.DirSystem, selfstat.Dir, collector.DirMemory, collector.DirBlock, collector.DirMM, collector.DirSlabinfo,
+		collector.DirNet, netout.Dir, netout.DirIPv4, netout.DirIPv6, tracer.Dir,
+	}
+	statusLists = []string{collector.DirNetDev, collector.DirIRQ, collector.DirSoftirq, collector.DirSlabinfo}
 )
 
 // slabTop is how many slab caches the slab panel lists, the largest first.
@@ -65,8 +73,10 @@ func ReadStatus(root *statsfs.Source, knobs *knob.Registry) *Status {
 			vals, text := values(c)
 			items = append(items, Item{Name: c.Name(), Values: vals, Text: text})
 		}
-		if p == "mm/slabinfo" {
-			slices.SortStableFunc(items, func(a, b Item) int { return cmp.Compare(b.Values["total_bytes"], a.Values["total_bytes"]) })
+		if p == collector.DirSlabinfo {
+			slices.SortStableFunc(items, func(a, b Item) int {
+				return cmp.Compare(b.Values[collector.SlabTotalBytes], a.Values[collector.SlabTotalBytes])
+			})
 			items = items[:min(len(items), slabTop)]
 		}
 		st.Lists[p] = items
@@ -78,7 +88,7 @@ func ReadStatus(root *statsfs.Source, knobs *knob.Registry) *Status {
 			}
 		}
 	}
-	if c := root.Control("bufstat"); c != nil && c.Read != nil && !root.Hidden() {
+	if c := root.Control(bufstat.ControlName); c != nil && c.Read != nil && !root.Hidden() {
 		st.Bufstat = c.Read()
 	}
 	return st

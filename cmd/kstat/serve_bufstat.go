@@ -19,7 +19,7 @@ func init() {
 // debug logging.
 func startBufstat(_ context.Context, d *daemon) error {
 	return d.root.AddControl(&statsfs.Control{
-		Name: "bufstat",
+		Name: bufstat.ControlName,
 		Help: `Kernel buffer statistics report, made fresh on each read; write "debug" or "nodebug" to switch debug logging`,
 		Read: func() string { return bufstat.Build(d.root, d.collectors, time.Now()).Text() },
 		Write: func(text string) error {

@@ -66,7 +66,7 @@ func startKstat(ctx context.Context, d *daemon, opts kstatOptions) error {
 		return err
 	}
 	d.netoutSvc = s
-	src := statsfs.NewSource("kstat")
+	src := statsfs.NewSource(netout.Dir)
 	if err := addKstat(d, src, s, opts.netns != ""); err != nil {
 		c.Close()
 		return err

@@ -7,6 +7,7 @@ import (
 	"runtime/metrics"
 	"time"
 
+	"github.com/kstat/kstat/internal/selfstat"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -28,18 +29,18 @@ const (
 )
 
 var selfTable = statsfs.NewTable(
-	statsfs.Value{Name: "uptime_seconds", Help: "Seconds since the daemon started", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating},
-	statsfs.Value{Name: "goroutines", Help: "Goroutines the daemon runs", Type: statsfs.U64, Flag: statsfs.Floating},
-	statsfs.Value{Name: "heap_bytes", Help: "Bytes of live and not yet swept heap objects", Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
-	statsfs.Value{Name: "open_fds", Help: "File descriptors the daemon has open", Type: statsfs.U64, Flag: statsfs.Floating},
-	statsfs.Value{Name: "gc_cycles", Help: "Garbage collections since the daemon started", Type: statsfs.U64, ReadOnly: true},
-	statsfs.Value{Name: "fuse_lookups", Help: "Names the statistics mount looked up (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
-	statsfs.Value{Name: "fuse_readdirs", Help: "Directory listings the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
-	statsfs.Value{Name: "fuse_opens", Help: "Files opened in the statistics mount (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
-	statsfs.Value{Name: "fuse_reads", Help: "Read requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
-	statsfs.Value{Name: "fuse_writes", Help: "Write requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
-	statsfs.Value{Name: "fuse_refused", Help: "Opens and writes the statistics mount refused (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
-	statsfs.Value{Name: "start_time_seconds", Help: "When the daemon started, in seconds since the Unix epoch", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating},
+	statsfs.Value{Name: selfstat.UptimeSeconds, Help: "Seconds since the daemon started", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating},
+	statsfs.Value{Name: selfstat.Goroutines, Help: "Goroutines the daemon runs", Type: statsfs.U64, Flag: statsfs.Floating},
+	statsfs.Value{Name: selfstat.HeapBytes, Help: "Bytes of live and not yet swept heap objects", Type: statsfs.U64, Unit: "bytes", Flag: statsfs.Floating},
+	statsfs.Value{Name: selfstat.OpenFDs, Help: "File descriptors the daemon has open", Type: statsfs.U64, Flag: statsfs.Floating},
+	statsfs.Value{Name: selfstat.GCCycles, Help: "Garbage collections since the daemon started", Type: statsfs.U64, ReadOnly: true},
+	statsfs.Value{Name: selfstat.FUSELookups, Help: "Names the statistics mount looked up (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: selfstat.FUSEReaddirs, Help: "Directory listings the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: selfstat.FUSEOpens, Help: "Files opened in the statistics mount (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: selfstat.FUSEReads, Help: "Read requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: selfstat.FUSEWrites, Help: "Write requests the statistics mount served (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: selfstat.FUSERefused, Help: "Opens and writes the statistics mount refused (write 0 to clear)", Type: statsfs.U64, Unit: "requests"},
+	statsfs.Value{Name: selfstat.StartTimeSeconds, Help: "When the daemon started, in seconds since the Unix epoch", Type: statsfs.F64, Unit: "seconds", Flag: statsfs.Floating},
 )
 
 func init() {
@@ -118,7 +119,7 @@ func runtimeMetric(name string) uint64 {
 }
 
 func startSelf(_ context.Context, d *daemon) error {
-	src := statsfs.NewSource("self")
+	src := statsfs.NewSource(selfstat.Dir)
 	if err := src.AddValues(selfTable, &selfRecord{d: d, start: time.Now()}, 0); err != nil {
 		return err
 	}

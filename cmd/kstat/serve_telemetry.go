@@ -73,15 +73,15 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 		d.Off("irqcount", "disabled by --no-collector.irqcount")
 	}
 
-	tsrc := collector.Child(d.root, "telemetry")
+	tsrc := collector.Child(d.root, telemetry.Dir)
 	for _, k := range []*knob.Knob{sampler.EnableKnob(), interval} {
-		if err := d.knobs.Add("telemetry/"+k.Name, tsrc, k); err != nil {
+		if err := d.knobs.Add(telemetry.Dir+"/"+k.Name, tsrc, k); err != nil {
 			return err
 		}
 	}
 	ring := sampler.Ring()
 	if err := tsrc.AddControl(&statsfs.Control{
-		Name: "snapshots",
+		Name: telemetry.ControlSnapshots,
 		Help: "The telemetry ring: the last --telemetry-ring snapshots, oldest first, one block each",
 		Read: ring.Text,
 	}); err != nil {

@@ -68,7 +68,7 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 	for i, p := range opts.pids {
 		pids[i] = uint32(p)
 	}
-	src := statsfs.NewSource("tracer")
+	src := statsfs.NewSource(tracer.Dir)
 	svc, err := tracer.NewService(src, tracer.Options{
 		MaxProcs: opts.maxProcs, MaxAllocs: opts.maxAllocs, StackEvery: opts.stackEvery, SampleEvery: opts.sampleEvery,
 		Pids: pids, Proc: d.paths.Proc,

@@ -74,7 +74,7 @@ func runTelemetry(ctx context.Context, stdout, stderr io.Writer, opts telemetryC
 	c, err := client.Open(opts.mount, opts.socket)
 	var ring server.Entry
 	if err == nil {
-		ring, err = c.Get("telemetry/snapshots")
+		ring, err = c.Get(telemetry.Dir + "/" + telemetry.ControlSnapshots)
 	}
 	done()
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kstat/kstat/internal/bufstat"
 	"github.com/kstat/kstat/internal/client"
 	"github.com/kstat/kstat/internal/server"
 )
@@ -220,7 +221,7 @@ func knobValues(c *client.Client, path string) []string {
 		}
 	case strings.HasPrefix(help, "1 ") || strings.Contains(help, "0 or 1") || strings.Contains(help, "write 1") || path == "kstat/start" || strings.HasSuffix(path, "/enable"):
 		return []string{"0", "1"}
-	case path == "bufstat":
+	case path == bufstat.ControlName:
 		return []string{"debug", "nodebug"}
 	}
 	return nil

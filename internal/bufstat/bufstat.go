@@ -172,6 +172,10 @@ func kbText(v Num) string {
 	return strconv.FormatUint(*v/1024, 10) + " kB"
 }
 
+// ControlName is the control file at the tree's root through which the
+// daemon serves the report.
+const ControlName = "bufstat"
+
 // reader reads values of a tree and remembers the first failure.
 type reader struct {
 	root *statsfs.Source
@@ -226,21 +230,21 @@ func Build(root *statsfs.Source, reg *collector.Registry, now time.Time) *Report
 	rep.Network = buildNetwork(root, reg)
 	mem := &reader{root: root}
 	b := Block{
-		Buffers:   mem.get("block", "buffers"),
-		Cached:    mem.get("block", "cached"),
-		Dirty:     mem.get("block", "dirty"),
-		Writeback: mem.get("block", "writeback"),
+		Buffers:   mem.get(collector.DirBlock, collector.BlockBuffers),
+		Cached:    mem.get(collector.DirBlock, collector.BlockCached),
+		Dirty:     mem.get(collector.DirBlock, collector.BlockDirty),
+		Writeback: mem.get(collector.DirBlock, collector.BlockWriteback),
 	}
 	m := MM{
-		Slab:         mem.get("mm", "slab"),
-		SReclaimable: mem.get("mm", "slab_reclaimable"),
-		SUnreclaim:   mem.get("mm", "slab_unreclaimable"),
-		PageTables:   mem.get("mm", "page_tables"),
+		Slab:         mem.get(collector.DirMM, collector.MMSlab),
+		SReclaimable: mem.get(collector.DirMM, collector.MMSlabReclaimable),
+		SUnreclaim:   mem.get(collector.DirMM, collector.MMSlabUnreclaimable),
+		PageTables:   mem.get(collector.DirMM, collector.MMPageTables),
 	}
 	o := Memory{
-		Total:     mem.get("memory", "total"),
-		Free:      mem.get("memory", "free"),
-		Available: mem.get("memory", "available"),
+		Total:     mem.get(collector.DirMemory, collector.MemoryTotal),
+		Free:      mem.get(collector.DirMemory, collector.MemoryFree),
+		Available: mem.get(collector.DirMemory, collector.MemoryAvailable),
 	}
 	if why := failed(mem.err, reg, "meminfo"); why != "" {
 		b, m, o = Block{Error: why}, MM{Error: why}, Memory{Error: why}
@@ -267,25 +271,25 @@ func buildNetwork(root *statsfs.Source, reg *collector.Registry) Network {
 	var n Network
 	r := &reader{root: root}
 	s := &Sockets{
-		Used: r.get("net", "sockets_used"),
+		Used: r.get(collector.DirNet, collector.SockSocketsUsed),
 		TCP: TCP{
-			InUse: r.get("net", "tcp_inuse"), Orphan: r.get("net", "tcp_orphan"),
-			TimeWait: r.get("net", "tcp_tw"), Alloc: r.get("net", "tcp_alloc"),
-			MemPages: r.get("net", "tcp_mem_pages"), MemBytes: r.get("net", "tcp_mem_bytes"),
+			InUse: r.get(collector.DirNet, collector.SockTCPInuse), Orphan: r.get(collector.DirNet, collector.SockTCPOrphan),
+			TimeWait: r.get(collector.DirNet, collector.SockTCPTimeWait), Alloc: r.get(collector.DirNet, collector.SockTCPAlloc),
+			MemPages: r.get(collector.DirNet, collector.SockTCPMemPages), MemBytes: r.get(collector.DirNet, collector.SockTCPMemBytes),
 		},
 		UDP: UDP{
-			InUse:    r.get("net", "udp_inuse"),
-			MemPages: r.get("net", "udp_mem_pages"), MemBytes: r.get("net", "udp_mem_bytes"),
+			InUse:    r.get(collector.DirNet, collector.SockUDPInuse),
+			MemPages: r.get(collector.DirNet, collector.SockUDPMemPages), MemBytes: r.get(collector.DirNet, collector.SockUDPMemBytes),
 		},
-		UDPLite: r.get("net", "udplite_inuse"),
-		Raw:     r.get("net", "raw_inuse"),
-		Frag:    Frag{InUse: r.get("net", "frag_inuse"), MemoryBytes: r.get("net", "frag_memory_bytes")},
+		UDPLite: r.get(collector.DirNet, collector.SockUDPLiteInuse),
+		Raw:     r.get(collector.DirNet, collector.SockRawInuse),
+		Frag:    Frag{InUse: r.get(collector.DirNet, collector.SockFragInuse), MemoryBytes: r.get(collector.DirNet, collector.SockFragMemoryBytes)},
 	}
-	if six := root.Find("net/sockstat6"); six != nil && !six.Hidden() {
+	if six := root.Find(collector.DirSockstat6); six != nil && !six.Hidden() {
 		s.IPv6 = &Sockets6{
-			TCP: r.get("net/sockstat6", "tcp_inuse"), UDP: r.get("net/sockstat6", "udp_inuse"),
-			UDPLite: r.get("net/sockstat6", "udplite_inuse"), Raw: r.get("net/sockstat6", "raw_inuse"),
-			Frag: Frag{InUse: r.get("net/sockstat6", "frag_inuse"), MemoryBytes: r.get("net/sockstat6", "frag_memory_bytes")},
+			TCP: r.get(collector.DirSockstat6, collector.SockTCPInuse), UDP: r.get(collector.DirSockstat6, collector.SockUDPInuse),
+			UDPLite: r.get(collector.DirSockstat6, collector.SockUDPLiteInuse), Raw: r.get(collector.DirSockstat6, collector.SockRawInuse),
+			Frag: Frag{InUse: r.get(collector.DirSockstat6, collector.SockFragInuse), MemoryBytes: r.get(collector.DirSockstat6, collector.SockFragMemoryBytes)},
 		}
 	}
 	if why := failed(r.err, reg, "sockstat"); why != "" {
@@ -295,12 +299,12 @@ func buildNetwork(root *statsfs.Source, reg *collector.Registry) Network {
 	}
 
 	r = &reader{root: root}
-	total := readDevice(r, "net/dev", "total")
+	total := readDevice(r, collector.DirNetDev, "total")
 	var devs []Device
-	if dir := root.Find("net/dev"); dir != nil {
+	if dir := root.Find(collector.DirNetDev); dir != nil {
 		for _, c := range dir.Subordinates() {
 			if !c.Hidden() {
-				devs = append(devs, readDevice(r, "net/dev/"+c.Name(), c.Name()))
+				devs = append(devs, readDevice(r, collector.DirNetDev+"/"+c.Name(), c.Name()))
 			}
 		}
 	}
@@ -316,34 +320,34 @@ func buildNetwork(root *statsfs.Source, reg *collector.Registry) Network {
 func readDevice(r *reader, path, name string) Device {
 	return Device{
 		Name:       name,
-		RxPackets:  r.get(path, "rx_packets"),
-		TxPackets:  r.get(path, "tx_packets"),
-		RxBytes:    r.get(path, "rx_bytes"),
-		TxBytes:    r.get(path, "tx_bytes"),
-		RxErrors:   r.get(path, "rx_errors"),
-		TxErrors:   r.get(path, "tx_errors"),
-		RxDropped:  r.get(path, "rx_dropped"),
-		TxDropped:  r.get(path, "tx_dropped"),
-		TxQueueLen: r.get(path, "tx_queue_len"),
+		RxPackets:  r.get(path, collector.NetdevRxPackets),
+		TxPackets:  r.get(path, collector.NetdevTxPackets),
+		RxBytes:    r.get(path, collector.NetdevRxBytes),
+		TxBytes:    r.get(path, collector.NetdevTxBytes),
+		RxErrors:   r.get(path, collector.NetdevRxErrors),
+		TxErrors:   r.get(path, collector.NetdevTxErrors),
+		RxDropped:  r.get(path, collector.NetdevRxDropped),
+		TxDropped:  r.get(path, collector.NetdevTxDropped),
+		TxQueueLen: r.get(path, collector.NetdevTxQueueLen),
 	}
 }
 
 func buildSlab(root *statsfs.Source, reg *collector.Registry) (*SlabSummary, string) {
 	r := &reader{root: root}
 	s := &SlabSummary{
-		Caches:        r.get("mm/slabinfo", "caches"),
-		ActiveObjects: r.get("mm/slabinfo", "active_objects"),
-		TotalBytes:    r.get("mm/slabinfo", "total_bytes"),
+		Caches:        r.get(collector.DirSlabinfo, collector.SlabCaches),
+		ActiveObjects: r.get(collector.DirSlabinfo, collector.SlabActiveObjects),
+		TotalBytes:    r.get(collector.DirSlabinfo, collector.SlabTotalBytes),
 	}
-	if dir := root.Find("mm/slabinfo"); dir != nil {
+	if dir := root.Find(collector.DirSlabinfo); dir != nil {
 		for _, c := range dir.Subordinates() {
-			p := "mm/slabinfo/" + c.Name()
+			p := collector.DirSlabinfo + "/" + c.Name()
 			s.Top = append(s.Top, SlabCache{
 				Name:          c.Name(),
-				ActiveObjects: r.get(p, "active_objects"),
-				Objects:       r.get(p, "objects"),
-				ObjectSize:    r.get(p, "object_size"),
-				TotalBytes:    r.get(p, "total_bytes"),
+				ActiveObjects: r.get(p, collector.SlabActiveObjects),
+				Objects:       r.get(p, collector.SlabObjects),
+				ObjectSize:    r.get(p, collector.SlabObjectSize),
+				TotalBytes:    r.get(p, collector.SlabTotalBytes),
 			})
 		}
 	}

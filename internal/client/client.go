@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kstat/kstat/internal/selfstat"
 	"github.com/kstat/kstat/internal/server"
 	"github.com/kstat/kstat/statsfs"
 	"github.com/kstat/kstat/statsfs/fusefs"
@@ -85,7 +86,7 @@ func (c *Client) Via() string {
 
 // sameDaemon compares the start time the mount and the socket report.
 func (c *Client) sameDaemon() bool {
-	const p = "self/start_time_seconds"
+	const p = selfstat.Dir + "/" + selfstat.StartTimeSeconds
 	b, err := os.ReadFile(filepath.Join(c.mount, p))
 	if err != nil {
 		return false

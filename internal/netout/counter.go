@@ -35,9 +35,9 @@ const (
 func (f Family) String() string {
 	switch f {
 	case IPv4:
-		return "ipv4"
+		return familyIPv4
 	case IPv6:
-		return "ipv6"
+		return familyIPv6
 	}
 	return fmt.Sprintf("Family(%d)", int(f))
 }

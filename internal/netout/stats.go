@@ -10,7 +10,7 @@ import (
 
 // noutTable is the seed's published value.
 var noutTable = statsfs.NewTable(statsfs.Value{
-	Name: "nout",
+	Name: ValueNout,
 	Help: "Outgoing TCP packets (IPv4 and IPv6), published in steps of counter packets; write 0 to clear",
 	Type: statsfs.U64,
 	Unit: "packets",
@@ -18,17 +18,17 @@ var noutTable = statsfs.NewTable(statsfs.Value{
 
 // familyTable is one family's counts, by protocol: packets then bytes.
 var familyTable = statsfs.NewTable(
-	statsfs.Value{Name: "tcp_packets", Help: "Outgoing TCP packets counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
-	statsfs.Value{Name: "tcp_bytes", Help: "Bytes of outgoing TCP packets, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
-	statsfs.Value{Name: "udp_packets", Help: "Outgoing UDP packets counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
-	statsfs.Value{Name: "udp_bytes", Help: "Bytes of outgoing UDP packets, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
-	statsfs.Value{Name: "other_packets", Help: "Outgoing packets of other protocols (ICMP, ...) counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
-	statsfs.Value{Name: "other_bytes", Help: "Bytes of outgoing packets of other protocols, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
+	statsfs.Value{Name: ValueTCPPackets, Help: "Outgoing TCP packets counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
+	statsfs.Value{Name: ValueTCPBytes, Help: "Bytes of outgoing TCP packets, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
+	statsfs.Value{Name: ValueUDPPackets, Help: "Outgoing UDP packets counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
+	statsfs.Value{Name: ValueUDPBytes, Help: "Bytes of outgoing UDP packets, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
+	statsfs.Value{Name: ValueOtherPackets, Help: "Outgoing packets of other protocols (ICMP, ...) counted at LOCAL_OUT", Type: statsfs.U64, Unit: "packets", ReadOnly: true},
+	statsfs.Value{Name: ValueOtherBytes, Help: "Bytes of outgoing packets of other protocols, IP headers included", Type: statsfs.U64, Unit: "bytes", ReadOnly: true},
 )
 
 // dropTable holds netout's losses.
 var dropTable = statsfs.NewTable(statsfs.Value{
-	Name: "cgroups_dropped", Help: "Outgoing packets not counted per cgroup because the per-cgroup map was full (they are in the family counts)",
+	Name: ValueCgroupsDropped, Help: "Outgoing packets not counted per cgroup because the per-cgroup map was full (they are in the family counts)",
 	Type: statsfs.U64, Unit: "packets", ReadOnly: true,
 })
 

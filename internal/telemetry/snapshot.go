@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -107,12 +108,12 @@ func (r *reader) lines(root *statsfs.Source, path string) []Line {
 		if s.Hidden() {
 			continue
 		}
-		l := Line{Name: s.Name(), Count: r.get(s, path+"/"+s.Name(), "count").Uint64()}
-		if v, err := s.GetByName("bpf_entries"); err == nil {
+		l := Line{Name: s.Name(), Count: r.get(s, path+"/"+s.Name(), collector.LineCount).Uint64()}
+		if v, err := s.GetByName(collector.LineBPFEntries); err == nil {
 			n := v.Uint64()
 			l.BPF = &n
 		}
-		if d, err := s.LookupName("description"); err == nil {
+		if d, err := s.LookupName(collector.LineDescription); err == nil {
 			l.Desc = strings.TrimSpace(d.Value().Text(d.Read()))
 		}
 		out = append(out, l)
@@ -125,26 +126,26 @@ func (r *reader) lines(root *statsfs.Source, path string) []Line {
 func Take(root *statsfs.Source, seq uint64, now time.Time, prev *Snapshot) Snapshot {
 	var r reader
 	s := Snapshot{Seq: seq, Time: now}
-	sys := r.source(root, "system")
-	s.UptimeSeconds = r.get(sys, "system", "uptime_seconds").Float64()
-	s.ContextSwitches = r.get(sys, "system", "context_switches").Uint64()
-	s.Forks = r.get(sys, "system", "forks").Uint64()
-	s.Interrupts = r.get(sys, "system", "interrupts_total").Uint64()
-	s.Softirqs = r.get(sys, "system", "softirqs_total").Uint64()
-	s.ProcsRunning = r.get(sys, "system", "procs_running").Uint64()
-	s.ProcsBlocked = r.get(sys, "system", "procs_blocked").Uint64()
-	for i, name := range []string{"load1", "load5", "load15"} {
-		s.Load[i] = r.get(sys, "system", name).Float64()
+	sys := r.source(root, collector.DirSystem)
+	s.UptimeSeconds = r.get(sys, collector.DirSystem, collector.SystemUptimeSeconds).Float64()
+	s.ContextSwitches = r.get(sys, collector.DirSystem, collector.SystemContextSwitches).Uint64()
+	s.Forks = r.get(sys, collector.DirSystem, collector.SystemForks).Uint64()
+	s.Interrupts = r.get(sys, collector.DirSystem, collector.SystemInterrupts).Uint64()
+	s.Softirqs = r.get(sys, collector.DirSystem, collector.SystemSoftirqs).Uint64()
+	s.ProcsRunning = r.get(sys, collector.DirSystem, collector.SystemProcsRunning).Uint64()
+	s.ProcsBlocked = r.get(sys, collector.DirSystem, collector.SystemProcsBlocked).Uint64()
+	for i, name := range []string{collector.SystemLoad1, collector.SystemLoad5, collector.SystemLoad15} {
+		s.Load[i] = r.get(sys, collector.DirSystem, name).Float64()
 	}
-	if mem := r.source(root, "memory"); mem != nil {
+	if mem := r.source(root, collector.DirMemory); mem != nil {
 		s.Memory = &Memory{
-			Total:     r.get(mem, "memory", "total").Uint64(),
-			Free:      r.get(mem, "memory", "free").Uint64(),
-			Available: r.get(mem, "memory", "available").Uint64(),
+			Total:     r.get(mem, collector.DirMemory, collector.MemoryTotal).Uint64(),
+			Free:      r.get(mem, collector.DirMemory, collector.MemoryFree).Uint64(),
+			Available: r.get(mem, collector.DirMemory, collector.MemoryAvailable).Uint64(),
 		}
 	}
-	s.IRQs = r.lines(root, "irq")
-	s.SoftirqVectors = r.lines(root, "softirq")
+	s.IRQs = r.lines(root, collector.DirIRQ)
+	s.SoftirqVectors = r.lines(root, collector.DirSoftirq)
 	s.Missing = r.missing
 	if prev != nil {
 		s.rates(prev)

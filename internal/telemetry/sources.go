@@ -5,3 +5,11 @@ package telemetry
 // and memory/ (meminfo). A view that samples builds them from the
 // collector registry (collector.Registry.Build with collector.Only).
 var Collectors = []string{"uptime", "stat", "loadavg", "interrupts", "softirqs", "meminfo"}
+
+// The daemon's telemetry/ directory and its control file with the ring's
+// text; the daemon makes them with these names and clients read the ring
+// through them.
+const (
+	Dir              = "telemetry"
+	ControlSnapshots = "snapshots"
+)

@@ -52,23 +52,23 @@ func longest(name, help string) statsfs.Value {
 // it sums (or maxes) over every traced process.
 var procTable = func() *statsfs.Table {
 	vs := []statsfs.Value{
-		count("forks", "processes created by the thread group (sched_process_fork)", ""),
+		count(ValueForks, "processes created by the thread group (sched_process_fork)", ""),
 		count("threads", "threads created by the thread group", ""),
-		count("execs", "execve calls that succeeded in the thread group (sched_process_exec)", ""),
+		count(ValueExecs, "execve calls that succeeded in the thread group (sched_process_exec)", ""),
 		count("thread_exits", "threads of the group that exited while the group lived on", ""),
 		count("child_exits", "child processes that exited", ""),
-		count("kmalloc_calls", "kmalloc calls (kmem:kmalloc)", ""),
+		count(ValueKmallocCalls, "kmalloc calls (kmem:kmalloc)", ""),
 		count("kfree_calls", "kfree calls (kmem:kfree)", ""),
 		count("cache_alloc_calls", "kmem_cache_alloc calls (kmem:kmem_cache_alloc)", ""),
 		count("cache_free_calls", "kmem_cache_free calls (kmem:kmem_cache_free)", ""),
 		count("requested_bytes", "bytes requested from kmalloc and kmem_cache_alloc", "bytes"),
-		count("allocated_bytes", "bytes handed out by kmalloc and kmem_cache_alloc (with slab rounding)", "bytes"),
-		count("freed_bytes", "estimate: bytes of the group's allocations freed again, by anyone (tracked allocations x tracer/sample_every)", "bytes"),
-		gauge("outstanding_bytes", "estimate: bytes of the group's allocations not freed yet (tracked allocations x tracer/sample_every; exact at 1)", "bytes"),
+		count(ValueAllocatedBytes, "bytes handed out by kmalloc and kmem_cache_alloc (with slab rounding)", "bytes"),
+		count(ValueFreedBytes, "estimate: bytes of the group's allocations freed again, by anyone (tracked allocations x tracer/sample_every)", "bytes"),
+		gauge(ValueOutstandingBytes, "estimate: bytes of the group's allocations not freed yet (tracked allocations x tracer/sample_every; exact at 1)", "bytes"),
 		gauge("allocs_outstanding", "estimate: allocations of the group not freed yet (tracked x tracer/sample_every; exact at 1)", ""),
 		count("failed_allocs", "allocations that returned NULL", ""),
-		count("lock_contentions", "contended lock acquisitions (lock:contention_begin/end), all kinds", ""),
-		seconds("lock_wait_seconds", "time spent waiting for contended locks, all kinds"),
+		count(ValueLockContentions, "contended lock acquisitions (lock:contention_begin/end), all kinds", ""),
+		seconds(ValueLockWaitSeconds, "time spent waiting for contended locks, all kinds"),
 		longest("lock_max_wait_seconds", "longest wait for one contended lock"),
 	}
 	for _, k := range LockKinds {
@@ -161,7 +161,7 @@ func (v *view) update(procs []Proc, c Counters) {
 			}
 			_ = ps.src.AddValues(procTable, v.wrap(ps.rec), 0)
 			_ = ps.src.AddValues(infoTable, v.wrap(ps.info), 0)
-			_ = ps.src.AddControl(&statsfs.Control{Name: "comm", Help: "the process's command name", Read: ps.getComm})
+			_ = ps.src.AddControl(&statsfs.Control{Name: ControlComm, Help: "the process's command name", Read: ps.getComm})
 			v.pids[p.Pid] = ps
 			v.root.AddSubordinate(ps.src)
 		}
