@@ -18,6 +18,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kstat/kstat/internal/collector"
+	"github.com/kstat/kstat/internal/netout"
+	"github.com/kstat/kstat/internal/tracer"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -302,34 +305,34 @@ func (s *sampler) label(key, text string) { s.labels[key] = text }
 
 // read takes the sample.
 func (s *sampler) read() {
-	if mem := s.find("memory"); mem != nil {
-		total, ok1 := get(mem, "total")
-		avail, ok2 := get(mem, "available")
+	if mem := s.find(collector.DirMemory); mem != nil {
+		total, ok1 := get(mem, collector.MemoryTotal)
+		avail, ok2 := get(mem, collector.MemoryAvailable)
 		if ok1 && ok2 {
 			s.vals["mem/used"] = total.Float64() - avail.Float64()
 		}
 	}
-	block := s.find("block")
-	s.gauge("mem/cached", block, "cached")
-	s.gauge("mem/dirty", block, "dirty")
-	s.gauge("mem/buffers", block, "buffers")
-	s.gauge("mem/slab", s.find("mm"), "slab")
+	block := s.find(collector.DirBlock)
+	s.gauge("mem/cached", block, collector.BlockCached)
+	s.gauge("mem/dirty", block, collector.BlockDirty)
+	s.gauge("mem/buffers", block, collector.BlockBuffers)
+	s.gauge("mem/slab", s.find(collector.DirMM), collector.MMSlab)
 
-	sys := s.find("system")
+	sys := s.find(collector.DirSystem)
 	for _, c := range [][2]string{
-		{"sys/context_switches", "context_switches"}, {"sys/interrupts", "interrupts_total"},
-		{"sys/softirqs", "softirqs_total"}, {"sys/forks", "forks"},
+		{"sys/context_switches", collector.SystemContextSwitches}, {"sys/interrupts", collector.SystemInterrupts},
+		{"sys/softirqs", collector.SystemSoftirqs}, {"sys/forks", collector.SystemForks},
 	} {
 		s.counter(c[0], sys, c[1])
 	}
-	for _, dev := range children(s.find("net/dev")) {
-		for _, f := range []string{"rx_bytes", "tx_bytes", "rx_packets", "tx_packets"} {
+	for _, dev := range children(s.find(collector.DirNetDev)) {
+		for _, f := range []string{collector.NetdevRxBytes, collector.NetdevTxBytes, collector.NetdevRxPackets, collector.NetdevTxPackets} {
 			key := "net/" + dev.Name() + "/" + f
 			s.counter(key, dev, f)
 			s.label(key, dev.Name())
 		}
 	}
-	for _, fam := range children(s.find("kstat")) {
+	for _, fam := range children(s.find(netout.Dir)) {
 		for _, ref := range fam.Values() {
 			name := ref.Value().Name
 			if proto, ok := strings.CutSuffix(name, "_packets"); ok {
@@ -339,12 +342,12 @@ func (s *sampler) read() {
 			}
 		}
 	}
-	for _, kind := range []string{"irq", "softirq"} {
+	for _, kind := range []string{collector.DirIRQ, collector.DirSoftirq} {
 		for _, line := range children(s.find(kind)) {
 			key := kind + "/" + line.Name()
-			s.counter(key, line, "count")
+			s.counter(key, line, collector.LineCount)
 			label := line.Name()
-			if ref, err := line.LookupName("description"); err == nil {
+			if ref, err := line.LookupName(collector.LineDescription); err == nil {
 				if d := strings.TrimSpace(ref.Value().Text(ref.Read())); d != "" {
 					label += " " + d
 				}
@@ -372,7 +375,7 @@ func children(src *statsfs.Source) []*statsfs.Source {
 // tracer reads the tracer's processes: rates of their counters, the top
 // by allocated bytes recorded as series "tracer/<pid>".
 func (s *sampler) tracer() {
-	tr := s.find("tracer")
+	tr := s.find(tracer.Dir)
 	if tr == nil {
 		return
 	}
@@ -398,18 +401,18 @@ func (s *sampler) tracer() {
 			delete(s.vals, key) // only the chosen processes' series are kept
 			return r, ok
 		}
-		alloc, ok := rate("allocated_bytes")
+		alloc, ok := rate(tracer.ValueAllocatedBytes)
 		pr := Proc{PID: pid, AllocatedBytes: alloc}
-		pr.FreedBytes, _ = rate("freed_bytes")
-		pr.KmallocCalls, _ = rate("kmalloc_calls")
-		pr.Forks, _ = rate("forks")
-		pr.Execs, _ = rate("execs")
-		pr.LockContentions, _ = rate("lock_contentions")
-		pr.LockWaitSeconds, _ = rate("lock_wait_seconds")
-		if v, ok := get(p, "outstanding_bytes"); ok && finite(v.Float64()) {
+		pr.FreedBytes, _ = rate(tracer.ValueFreedBytes)
+		pr.KmallocCalls, _ = rate(tracer.ValueKmallocCalls)
+		pr.Forks, _ = rate(tracer.ValueForks)
+		pr.Execs, _ = rate(tracer.ValueExecs)
+		pr.LockContentions, _ = rate(tracer.ValueLockContentions)
+		pr.LockWaitSeconds, _ = rate(tracer.ValueLockWaitSeconds)
+		if v, ok := get(p, tracer.ValueOutstandingBytes); ok && finite(v.Float64()) {
 			pr.OutstandingBytes = v.Float64()
 		}
-		if c := p.Control("comm"); c != nil && c.Read != nil {
+		if c := p.Control(tracer.ControlComm); c != nil && c.Read != nil {
 			pr.Comm = strings.TrimSpace(c.Read())
 		}
 		if ok {
