@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"time"
 
 	"github.com/kstat/kstat/statsfs"
 )
@@ -155,7 +156,7 @@ var NetdevTable = statsfs.NewTable(
 	statsfs.Value{Name: NetdevTxPackets, Help: "Packets sent by the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
 	statsfs.Value{Name: NetdevTxErrors, Help: "Transmit errors of the interface", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
 	statsfs.Value{Name: NetdevTxDropped, Help: "Packets dropped on the way out", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, ReadOnly: true},
-	statsfs.Value{Name: NetdevTxQueueLen, Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len; absent when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
+	statsfs.Value{Name: NetdevTxQueueLen, Help: "Transmit queue length (/sys/class/net/<iface>/tx_queue_len, a setting re-read at most every 10 s; absent when sysfs does not show the interface)", Type: statsfs.U64, Unit: "packets", Aggr: statsfs.Sum, Flag: statsfs.Floating},
 )
 
 // netdevColumns maps NetdevTable's first values to /proc/net/dev counters.
@@ -167,12 +168,23 @@ var netdevColumns = [...]int{
 // netdevQueueLen is tx_queue_len's index in NetdevTable.
 const netdevQueueLen = len(netdevColumns)
 
+// QueueLenMaxAge is how long a read of an interface's tx_queue_len serves:
+// it is a setting, not a counter, and opening a sysfs file per interface
+// on every read cost more than the rest of the collector's read. A new
+// interface's is read at once.
+const QueueLenMaxAge = 10 * time.Second
+
 // netdevDev is one interface's source and cells.
 type netdevDev struct {
 	src   *statsfs.Source
 	cells *statsfs.Counters
 	qpath string // its tx_queue_len file
 	pass  uint64 // the last read that saw it
+	// The last read of qpath: when (zero: never), the value, and
+	// whether the file was there and held a number.
+	qtime time.Time
+	qlen  uint64
+	qok   bool
 }
 
 // Netdev is the "netdev" collector: p.Proc/net/dev and
@@ -191,6 +203,7 @@ type Netdev struct {
 	entries      []netdevEntry
 	devs         map[string]*netdevDev
 	pass         uint64
+	now          func() time.Time // for tests of QueueLenMaxAge
 }
 
 // newNetdev returns the collector for p.
@@ -200,6 +213,7 @@ func newNetdev(p Paths) *Netdev {
 		sysNet: filepath.Join(p.Sys, "class", "net"),
 		dir:    statsfs.NewSource(netdevDir),
 		devs:   map[string]*netdevDev{},
+		now:    time.Now,
 	}
 	n.Refresher = NewRefresher("netdev", n.read)
 	return n
@@ -261,12 +275,16 @@ func (n *Netdev) read() error {
 				d.cells.SetAbsent(j)
 			}
 		}
-		if q, err := n.queueLen(d.qpath); err == nil {
-			d.cells.Store(netdevQueueLen, q)
-		} else {
-			if !errors.Is(err, fs.ErrNotExist) {
+		if now := n.now(); d.qtime.IsZero() || now.Sub(d.qtime) >= QueueLenMaxAge {
+			q, err := n.queueLen(d.qpath)
+			d.qtime, d.qlen, d.qok = now, q, err == nil
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				skip(&sk, err)
 			}
+		}
+		if d.qok {
+			d.cells.Store(netdevQueueLen, d.qlen)
+		} else {
 			d.cells.SetAbsent(netdevQueueLen)
 		}
 	}

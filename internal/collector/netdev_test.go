@@ -300,6 +300,67 @@ func TestNetdevInterfacesComeAndGo(t *testing.T) {
 	}
 }
 
+// TestNetdevQueueLenMaxAge: tx_queue_len, a setting, is read again only
+// after QueueLenMaxAge (the counters at every read), and at once for an
+// interface that appears.
+func TestNetdevQueueLenMaxAge(t *testing.T) {
+	dir := t.TempDir()
+	proc, sys := filepath.Join(dir, "proc"), filepath.Join(dir, "sys")
+	for _, d := range []string{filepath.Join(proc, "net"), filepath.Join(sys, "class", "net", "a0"), filepath.Join(sys, "class", "net", "b0")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qlen := func(dev string) string { return filepath.Join(sys, "class", "net", dev, "tx_queue_len") }
+	dev := func(lines ...string) { write(filepath.Join(proc, "net", "dev"), "Inter-|\n face |\n"+strings.Join(lines, "")) }
+	write(qlen("a0"), "500\n")
+	write(qlen("b0"), "300\n")
+	dev("a0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n")
+	clock := time.Now()
+	n := newNetdev(Paths{Proc: proc, Sys: sys})
+	n.now = func() time.Time { return clock }
+	root := statsfs.NewSource("root")
+	if err := n.attach(root); err != nil {
+		t.Fatal(err)
+	}
+	if got := netdevRead(t, root, "a0", "tx_queue_len"); got != 500 {
+		t.Fatalf("a0 tx_queue_len %d, want 500", got)
+	}
+	write(qlen("a0"), "600\n")
+	dev("a0: 2 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", "b0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n")
+	clock = clock.Add(QueueLenMaxAge - time.Millisecond)
+	waitMaxAge()
+	if got := netdevRead(t, root, "a0", "rx_bytes"); got != 2 {
+		t.Errorf("a0 rx_bytes %d, want 2: the counters are read every time", got)
+	}
+	if got := netdevRead(t, root, "a0", "tx_queue_len"); got != 500 {
+		t.Errorf("a0 tx_queue_len %d within QueueLenMaxAge, want the 500 read before", got)
+	}
+	if got := netdevRead(t, root, "b0", "tx_queue_len"); got != 300 {
+		t.Errorf("new interface b0's tx_queue_len %d, want 300 at once", got)
+	}
+	clock = clock.Add(time.Millisecond)
+	waitMaxAge()
+	if got := netdevRead(t, root, "a0", "tx_queue_len"); got != 600 {
+		t.Errorf("a0 tx_queue_len %d after QueueLenMaxAge, want 600", got)
+	}
+	// A file that goes makes the value absent at its next read.
+	if err := os.Remove(qlen("a0")); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(QueueLenMaxAge)
+	waitMaxAge()
+	if !netdevAbsent(t, root, "a0", "tx_queue_len") {
+		t.Errorf("a0 tx_queue_len present without its sysfs file")
+	}
+}
+
 // TestNetdevNamespaceVeth sends a known number of UDP datagrams over a veth
 // pair between two new network namespaces and finds exactly them in
 // net/dev/<iface>/ and in the net/dev/ sums.
