@@ -318,7 +318,9 @@ func TestNetdevQueueLenMaxAge(t *testing.T) {
 		}
 	}
 	qlen := func(dev string) string { return filepath.Join(sys, "class", "net", dev, "tx_queue_len") }
-	dev := func(lines ...string) { write(filepath.Join(proc, "net", "dev"), "Inter-|\n face |\n"+strings.Join(lines, "")) }
+	dev := func(lines ...string) {
+		write(filepath.Join(proc, "net", "dev"), "Inter-|\n face |\n"+strings.Join(lines, ""))
+	}
 	write(qlen("a0"), "500\n")
 	write(qlen("b0"), "300\n")
 	dev("a0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n")

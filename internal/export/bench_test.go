@@ -79,7 +79,7 @@ func BenchmarkGather(b *testing.B) {
 	}
 }
 
-// BenchmarkDirectGather is a scrape through Collector.Gather, as /metrics
+// BenchmarkDirectGather is a scrape through Collector.Gather, as OTLP
 // does it, without the Go and process collectors.
 func BenchmarkDirectGather(b *testing.B) {
 	c := New(realisticTree(b), Options{MaxPids: DefaultMaxPids})
@@ -88,5 +88,16 @@ func BenchmarkDirectGather(b *testing.B) {
 		if _, err := c.Gather(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReusedGather is a scrape into the Collector's reused buffers,
+// as /metrics does it, without the Go and process collectors.
+func BenchmarkReusedGather(b *testing.B) {
+	c := New(realisticTree(b), Options{MaxPids: DefaultMaxPids})
+	b.ReportAllocs()
+	for b.Loop() {
+		_, done := c.gatherReused()
+		done()
 	}
 }

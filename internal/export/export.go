@@ -83,6 +83,9 @@ type Collector struct {
 	seed      maphash.Seed
 	conflicts int             // this scrape's series dropped as conflicts
 	reserved  map[string]bool // names of the extras (see Collector.extras)
+	extra     extraFams       // the extras' families' parts, made once
+	built     uint64          // families' builds, marks family.mf
+	buf       familyBuf       // the families of transactional scrapes
 }
 
 // sourceEntry caches what one source contributes to names and labels.
@@ -132,8 +135,12 @@ type family struct {
 	// help (which the family does not export) gives way to it.
 	helpOfInstance bool
 	labels         []string // union of label names seen this scrape
-	desc           *prometheus.Desc
-	descFor        []string // the labels desc was made with
+	// mf is the family's metric family in the build built (see
+	// Collector.buildFamilies).
+	built   uint64
+	mf      *dto.MetricFamily
+	desc    *prometheus.Desc
+	descFor []string // the labels desc was made with
 }
 
 // frame is a source on the walk's chain: its path and name prefix.
@@ -179,6 +186,7 @@ func New(root *statsfs.Source, opts Options) *Collector {
 		pidIndex:          map[string]int{},
 		seen:              map[uint64]struct{}{},
 		seed:              maphash.MakeSeed(),
+		extra:             newExtraFams(opts),
 	}
 	// The tree's values never take the names of the extras.
 	c.reserved = map[string]bool{}

@@ -2,15 +2,17 @@ package export
 
 import (
 	"cmp"
-	"errors"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kstat/kstat/internal/collector"
 )
 
 // seriesMetric is a prometheus.Metric of one series of a scrape. Its label
@@ -44,95 +46,187 @@ func (m *seriesMetric) Write(out *dto.Metric) error {
 // of Collect's other metrics, sorted as a prometheus.Registry sorts them.
 // It builds the families directly, without the registry's channel and
 // consistency checks, which the Collector's own uniqueness makes moot.
+// The families are the caller's to keep (label pairs are shared with
+// later scrapes and must not be changed).
 func (c *Collector) Gather() ([]*dto.MetricFamily, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	kept, counters, pidsDropped, duplicates := c.scrape()
-	ms := make([]dto.Metric, len(kept))
-	cs := make([]dto.Counter, counters)
-	gs := make([]dto.Gauge, len(kept)-counters)
-	vals := make([]float64, len(kept))
-	var mfs []*dto.MetricFamily
-	byName := make(map[string]*dto.MetricFamily)
-	for i, s := range kept {
-		f := s.ve.fam
-		mf := byName[f.name]
-		if mf == nil {
-			mf = &dto.MetricFamily{Name: &f.name, Help: &f.help, Type: dto.MetricType_GAUGE.Enum()}
-			if f.counter {
-				mf.Type = dto.MetricType_COUNTER.Enum()
-			}
-			byName[f.name] = mf
-			mfs = append(mfs, mf)
-		}
-		m := &ms[i]
-		m.Label = s.ve.pairs
-		vals[i] = s.value
-		if f.counter {
-			m.Counter, cs = &cs[0], cs[1:]
-			m.Counter.Value = &vals[i]
-		} else {
-			m.Gauge, gs = &gs[0], gs[1:]
-			m.Gauge.Value = &vals[i]
-		}
-		mf.Metric = append(mf.Metric, m)
-	}
-	for _, mf := range mfs {
-		slices.SortFunc(mf.Metric, compareLabels)
-	}
-	mfs = append(mfs, c.extraFamilies(pidsDropped, duplicates)...)
-	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return mfs, nil
+	var b familyBuf
+	return c.buildFamilies(&b), nil
 }
 
-// extraFamilies are the families of Collector.extras, built directly:
-// a registry of their own would cost more than the rest of the scrape's
-// families.
-func (c *Collector) extraFamilies(pidsDropped, duplicates int) []*dto.MetricFamily {
-	ns := c.opts.Namespace
-	gauge, counter := dto.MetricType_GAUGE, dto.MetricType_COUNTER
-	fam := func(name, help string, t dto.MetricType) *dto.MetricFamily {
-		return &dto.MetricFamily{Name: proto.String(ns + name), Help: proto.String(help), Type: t.Enum()}
+// gatherReused is Gather building the families in buffers the Collector
+// reuses: the families are valid, and other scrapes wait, until done is
+// called.
+func (c *Collector) gatherReused() (mfs []*dto.MetricFamily, done func()) {
+	c.mu.Lock()
+	return c.buildFamilies(&c.buf), c.mu.Unlock
+}
+
+// familyBuf holds the families of one scrape: families, metrics and
+// values, reused from scrape to scrape when the buffer is.
+type familyBuf struct {
+	pool []*dto.MetricFamily // families, the first used of them in use
+	used int
+	out  []*dto.MetricFamily
+	ms   []dto.Metric // one per metric, with its value and counter or gauge
+	cs   []dto.Counter
+	gs   []dto.Gauge
+	vals []float64
+	next int // the first unused of ms
+}
+
+// The metric types families point to.
+var (
+	gaugeType   = dto.MetricType_GAUGE
+	counterType = dto.MetricType_COUNTER
+)
+
+// reset readies b for a scrape of n metrics at most.
+func (b *familyBuf) reset(n int) {
+	b.used, b.next, b.out = 0, 0, b.out[:0]
+	if cap(b.ms) < n {
+		if b.ms != nil { // a reused buffer: room for growth
+			n += n / 4
+		}
+		b.ms, b.cs, b.gs, b.vals = make([]dto.Metric, n), make([]dto.Counter, n), make([]dto.Gauge, n), make([]float64, n)
 	}
-	label := func(name, value string) *dto.LabelPair {
-		return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+}
+
+// family returns an empty family named name, added to b.out.
+func (b *familyBuf) family(name, help *string, counter bool) *dto.MetricFamily {
+	if b.used == len(b.pool) {
+		b.pool = append(b.pool, &dto.MetricFamily{})
 	}
-	var out []*dto.MetricFamily
+	mf := b.pool[b.used]
+	b.used++
+	typ := &gaugeType
+	if counter {
+		typ = &counterType
+	}
+	*mf = dto.MetricFamily{Name: name, Help: help, Type: typ, Metric: mf.Metric[:0]}
+	b.out = append(b.out, mf)
+	return mf
+}
+
+// add appends a metric of labels and value to mf.
+func (b *familyBuf) add(mf *dto.MetricFamily, labels []*dto.LabelPair, value float64) {
+	i := b.next
+	b.next++
+	b.vals[i] = value
+	m := &b.ms[i]
+	*m = dto.Metric{Label: labels}
+	if mf.GetType() == dto.MetricType_COUNTER {
+		b.cs[i] = dto.Counter{Value: &b.vals[i]}
+		m.Counter = &b.cs[i]
+	} else {
+		b.gs[i] = dto.Gauge{Value: &b.vals[i]}
+		m.Gauge = &b.gs[i]
+	}
+	mf.Metric = append(mf.Metric, m)
+}
+
+// buildFamilies scrapes the tree and builds its families and the extras' in b,
+// sorted by name; c.mu is held.
+func (c *Collector) buildFamilies(b *familyBuf) []*dto.MetricFamily {
+	kept, _, pidsDropped, duplicates := c.scrape()
+	var cols []collector.Collector
 	if c.opts.Collectors != nil {
-		dur := fam("_scrape_collector_duration_seconds", helpDuration, gauge)
-		succ := fam("_scrape_collector_success", helpSuccess, gauge)
-		skip := fam("_scrape_collector_skipped_lines_total", helpSkipped, counter)
-		for _, col := range c.opts.Collectors.All() {
+		cols = c.opts.Collectors.All()
+	}
+	b.reset(len(kept) + 3*len(cols) + 4)
+	c.built++
+	for _, s := range kept {
+		f := s.ve.fam
+		if f.built != c.built {
+			f.built, f.mf = c.built, b.family(&f.name, &f.help, f.counter)
+		}
+		b.add(f.mf, s.ve.pairs, s.value)
+	}
+	for _, mf := range b.out {
+		slices.SortFunc(mf.Metric, compareLabels)
+	}
+	c.extraFamilies(b, cols, pidsDropped, duplicates)
+	slices.SortFunc(b.out, compareNames)
+	return b.out
+}
+
+// compareNames orders families by name.
+func compareNames(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) }
+
+// extraFamilies adds the families of Collector.extras to b, built
+// directly: a registry of their own would cost more than the rest of the
+// scrape's families.
+func (c *Collector) extraFamilies(b *familyBuf, cols []collector.Collector, pidsDropped, duplicates int) {
+	x := &c.extra
+	if len(cols) > 0 {
+		dur := b.family(&x.names[extraDuration], &x.help[extraDuration], false)
+		succ := b.family(&x.names[extraSuccess], &x.help[extraSuccess], false)
+		skip := b.family(&x.names[extraSkipped], &x.help[extraSkipped], true)
+		for _, col := range cols {
 			st := col.Status()
 			ok := 0.0
 			if st.Err == nil {
 				ok = 1
 			}
-			lp := []*dto.LabelPair{label("collector", st.Name)}
-			dur.Metric = append(dur.Metric, &dto.Metric{Label: lp, Gauge: &dto.Gauge{Value: proto.Float64(st.Duration.Seconds())}})
-			succ.Metric = append(succ.Metric, &dto.Metric{Label: lp, Gauge: &dto.Gauge{Value: proto.Float64(ok)}})
-			skip.Metric = append(skip.Metric, &dto.Metric{Label: lp, Counter: &dto.Counter{Value: proto.Float64(float64(st.SkippedLines))}})
+			lp := c.labelPair("collector", st.Name)
+			b.add(dur, lp, st.Duration.Seconds())
+			b.add(succ, lp, ok)
+			b.add(skip, lp, float64(st.SkippedLines))
 		}
 		for _, f := range []*dto.MetricFamily{dur, succ, skip} {
-			if len(f.Metric) > 0 {
-				slices.SortFunc(f.Metric, compareLabels)
-				out = append(out, f)
-			}
+			slices.SortFunc(f.Metric, compareLabels)
 		}
 	}
-	build := fam("_build_info", helpBuild, gauge)
-	build.Metric = []*dto.Metric{{
-		Label: []*dto.LabelPair{label("commit", c.opts.Commit), label("goversion", runtime.Version()), label("version", c.opts.Version)},
-		Gauge: &dto.Gauge{Value: proto.Float64(1)},
-	}}
-	pids := fam("_exporter_pids_dropped", helpPidsDropped, gauge)
-	pids.Metric = []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(float64(pidsDropped))}}}
-	series := fam("_exporter_series_dropped", helpSeriesDropped, gauge)
-	series.Metric = []*dto.Metric{
-		{Label: []*dto.LabelPair{label("reason", "conflict")}, Gauge: &dto.Gauge{Value: proto.Float64(float64(c.conflicts))}},
-		{Label: []*dto.LabelPair{label("reason", "duplicate")}, Gauge: &dto.Gauge{Value: proto.Float64(float64(duplicates))}},
+	b.add(b.family(&x.names[extraBuild], &x.help[extraBuild], false), x.buildLabels, 1)
+	b.add(b.family(&x.names[extraPids], &x.help[extraPids], false), nil, float64(pidsDropped))
+	series := b.family(&x.names[extraSeries], &x.help[extraSeries], false)
+	b.add(series, c.labelPair("reason", "conflict"), float64(c.conflicts))
+	b.add(series, c.labelPair("reason", "duplicate"), float64(duplicates))
+}
+
+// labelPair returns the label pairs of one label, made once.
+func (c *Collector) labelPair(name, value string) []*dto.LabelPair {
+	key := [2]string{name, value}
+	lp := c.extra.labels[key]
+	if lp == nil {
+		lp = []*dto.LabelPair{{Name: proto.String(name), Value: proto.String(value)}}
+		c.extra.labels[key] = lp
 	}
-	return append(out, build, pids, series)
+	return lp
+}
+
+// The extras' families, in extraFams.names and help.
+const (
+	extraDuration = iota
+	extraSuccess
+	extraSkipped
+	extraBuild
+	extraPids
+	extraSeries
+	numExtras
+)
+
+// extraFams are the names, help texts and label pairs of the extras,
+// made once.
+type extraFams struct {
+	names, help [numExtras]string
+	buildLabels []*dto.LabelPair
+	labels      map[[2]string][]*dto.LabelPair
+}
+
+func newExtraFams(opts Options) extraFams {
+	ns := opts.Namespace
+	label := func(name, value string) *dto.LabelPair {
+		return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+	}
+	return extraFams{
+		names: [numExtras]string{ns + "_scrape_collector_duration_seconds", ns + "_scrape_collector_success",
+			ns + "_scrape_collector_skipped_lines_total", ns + "_build_info", ns + "_exporter_pids_dropped", ns + "_exporter_series_dropped"},
+		help:        [numExtras]string{helpDuration, helpSuccess, helpSkipped, helpBuild, helpPidsDropped, helpSeriesDropped},
+		buildLabels: []*dto.LabelPair{label("commit", opts.Commit), label("goversion", runtime.Version()), label("version", opts.Version)},
+		labels:      map[[2]string][]*dto.LabelPair{},
+	}
 }
 
 // compareLabels orders the series of one family by their label values,
@@ -146,28 +240,74 @@ func compareLabels(a, b *dto.Metric) int {
 	return cmp.Compare(len(a.Label), len(b.Label))
 }
 
-// NewGatherer returns what /metrics serves: c's families, gathered
-// directly, merged with those of the Go runtime and process collectors.
-func NewGatherer(c *Collector) prometheus.Gatherer {
+// Gatherer is what /metrics serves: a Collector's families, gathered
+// directly, merged with those of the Go runtime and process collectors,
+// which it gathers at the same time.
+type Gatherer struct {
+	c   *Collector
+	reg *prometheus.Registry
+
+	mu  sync.Mutex // one transactional scrape at a time; guards out
+	out []*dto.MetricFamily
+}
+
+// NewGatherer returns the Gatherer of c.
+func NewGatherer(c *Collector) *Gatherer {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		// The registry's collectors read /proc/self while c reads the
-		// tree: on two CPUs the scrape takes the longer of the two, not
-		// their sum.
-		var theirs []*dto.MetricFamily
-		var err2 error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			theirs, err2 = reg.Gather()
-		}()
-		mine, err := c.Gather()
-		<-done
-		mfs := append(mine, theirs...)
-		slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-		return mfs, errors.Join(err, err2)
+	return &Gatherer{c: c, reg: reg}
+}
+
+// gather gathers the registry's families while mine runs: on two CPUs
+// the scrape takes the longer of the two, not their sum.
+func (g *Gatherer) gather(mine func() []*dto.MetricFamily) (kstat, theirs []*dto.MetricFamily, err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		theirs, err = g.reg.Gather()
+	}()
+	kstat = mine()
+	<-done
+	return kstat, theirs, err
+}
+
+// Gather implements prometheus.Gatherer: families the caller may keep
+// (OTLP's exporter does), sorted by name.
+func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
+	mine, theirs, err := g.gather(func() []*dto.MetricFamily {
+		mfs, _ := g.c.Gather()
+		return mfs
 	})
+	mfs := append(mine, theirs...)
+	slices.SortFunc(mfs, compareNames)
+	return mfs, err
+}
+
+// Transactional returns the gatherer /metrics uses: its families are
+// built in buffers the Collector reuses, valid until the done function
+// it returns is called (which lets the next scrape start).
+func (g *Gatherer) Transactional() prometheus.TransactionalGatherer {
+	return transactional{g}
+}
+
+type transactional struct{ g *Gatherer }
+
+// Gather gathers into the reused buffers; done releases them.
+func (t transactional) Gather() ([]*dto.MetricFamily, func(), error) {
+	g := t.g
+	g.mu.Lock()
+	var release func()
+	mine, theirs, err := g.gather(func() []*dto.MetricFamily {
+		var mfs []*dto.MetricFamily
+		mfs, release = g.c.gatherReused()
+		return mfs
+	})
+	g.out = append(append(g.out[:0], mine...), theirs...)
+	slices.SortFunc(g.out, compareNames)
+	return g.out, func() {
+		release()
+		g.mu.Unlock()
+	}, err
 }

@@ -2,6 +2,8 @@ package export
 
 import (
 	"bytes"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,4 +80,117 @@ func TestGatherMatchesRegistry(t *testing.T) {
 			t.Errorf("NewGatherer has no %s", n)
 		}
 	}
+}
+
+// TestTransactionalGather: the families /metrics gets, built in reused
+// buffers, are those Gather makes, scrape after scrape (the same text
+// twice when nothing changed, the new values when something did), and a
+// scrape's families are not overwritten before its done function runs.
+func TestTransactionalGather(t *testing.T) {
+	root, recs := tree(t, 5, 300, 40, 2000, 1)
+	reg := &collector.Registry{}
+	st := collector.NewRefresherMaxAge("meminfo", time.Hour, func() error { return nil })
+	_ = st.Refresh()
+	reg.Add(st)
+	c := New(root, Options{MaxPids: 3, Collectors: reg})
+	g := NewGatherer(c)
+	tg := g.Transactional()
+	kstatOnly := func(mfs []*dto.MetricFamily) []*dto.MetricFamily {
+		var out []*dto.MetricFamily
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "kstat_") {
+				out = append(out, mf)
+			}
+		}
+		return out
+	}
+	var last string
+	for round := range 4 {
+		want, err := c.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfs, done, err := tg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := text(t, kstatOnly(mfs))
+		done()
+		if w := text(t, want); got != w {
+			t.Fatalf("round %d: the transactional families differ from Gather's\n--- Gather\n%s\n--- transactional\n%s", round, w, got)
+		}
+		if round == 1 && got != last {
+			t.Fatalf("round 1: nothing changed, yet the families did\n--- before\n%s\n--- after\n%s", last, got)
+		}
+		if round >= 2 && got == last {
+			t.Fatalf("round %d: a value changed, the families did not", round)
+		}
+		if !strings.Contains(text(t, mfs), "go_goroutines ") || !strings.Contains(text(t, mfs), "process_cpu_seconds_total ") {
+			t.Errorf("round %d: no Go or process families", round)
+		}
+		last = got
+		if round >= 1 {
+			recs["eth0"].Add(0, 7)
+			recs["1"].Add(0, 1e6) // pid 1 enters the budget
+		}
+	}
+
+	// A second scrape waits for the first one's done.
+	mfs, done, _ := tg.Gather()
+	before := text(t, mfs)
+	second := make(chan string)
+	go func() {
+		m, d, _ := tg.Gather()
+		defer d()
+		second <- text(t, kstatOnly(m))
+	}()
+	recs["eth0"].Add(0, 1)
+	select {
+	case <-second:
+		t.Fatal("a second scrape ran before the first one's done")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if after := text(t, mfs); after != before {
+		t.Fatalf("the first scrape's families changed before its done\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	done()
+	<-second
+}
+
+// TestTransactionalConcurrent scrapes through the transactional view, the
+// Gatherer's Gather and the Collector's Gather at once; -race checks that
+// the reused buffers are never shared.
+func TestTransactionalConcurrent(t *testing.T) {
+	root, recs := tree(t, 5, 300, 40, 2000, 1)
+	g := NewGatherer(New(root, Options{MaxPids: 3}))
+	tg := g.Transactional()
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			for range 20 {
+				switch i % 3 {
+				case 0:
+					mfs, done, err := tg.Gather()
+					if err != nil {
+						t.Error(err)
+					}
+					var b bytes.Buffer
+					for _, mf := range mfs {
+						_, _ = expfmt.MetricFamilyToText(&b, mf)
+					}
+					done()
+				case 1:
+					if _, err := g.Gather(); err != nil {
+						t.Error(err)
+					}
+				case 2:
+					if _, err := g.c.Gather(); err != nil {
+						t.Error(err)
+					}
+				}
+				recs["eth0"].Add(0, 1)
+			}
+		})
+	}
+	wg.Wait()
 }

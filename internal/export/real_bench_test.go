@@ -36,7 +36,7 @@ func procCollector(b *testing.B) (*Collector, func()) {
 // collectors, through the handler the server serves, less the network.
 func BenchmarkScrapeHandler(b *testing.B) {
 	c, expire := procCollector(b)
-	h := promhttp.HandlerFor(NewGatherer(c), promhttp.HandlerOpts{})
+	h := promhttp.HandlerForTransactional(NewGatherer(c).Transactional(), promhttp.HandlerOpts{})
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -53,30 +53,18 @@ func BenchmarkScrapeHandler(b *testing.B) {
 // collectors, every collector read afresh, written as text: what a
 // Prometheus scrape costs the daemon, less HTTP.
 func BenchmarkScrapeProc(b *testing.B) {
-	root := statsfs.NewSource("kstat")
-	reg := &collector.Registry{}
-	if err := reg.Build(collector.Config{Paths: collector.Paths{Proc: "/proc", Sys: "/sys"}, Root: root},
-		collector.Only("meminfo", "netdev", "sockstat", "stat", "loadavg", "uptime", "interrupts", "softirqs")); err != nil {
-		b.Fatal(err)
-	}
-	c := New(root, Options{Collectors: reg, MaxPids: DefaultMaxPids})
+	c, expire := procCollector(b)
 	var buf bytes.Buffer
 	b.ReportAllocs()
 	for b.Loop() {
-		for _, col := range reg.All() {
-			if r, ok := col.(interface{ Expire() }); ok {
-				r.Expire()
-			}
-		}
-		mfs, err := c.Gather()
-		if err != nil {
-			b.Fatal(err)
-		}
+		expire()
+		mfs, done := c.gatherReused()
 		buf.Reset()
 		for _, mf := range mfs {
 			if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
 				b.Fatal(err)
 			}
 		}
+		done()
 	}
 }

@@ -40,7 +40,7 @@ type Config struct {
 	Addr     string              // TCP listen address, such as 127.0.0.1:9090; "": none
 	Root     *statsfs.Source     // the tree /api/v1/tree shows
 	Knobs    *knob.Registry      // the knobs /api/v1/knobs reads and sets
-	Gatherer prometheus.Gatherer // what /metrics serves
+	Gatherer prometheus.Gatherer // what /metrics serves (through its Transactional view when it has one)
 	// Mux receives the server's routes and is served as is, so handlers
 	// other parts of the daemon add to it are served too; nil: a new mux.
 	Mux *http.ServeMux
@@ -89,7 +89,15 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, groupID: -1}
 	api := &api{root: cfg.Root, knobs: cfg.Knobs, log: log}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{
+	// A gatherer with a transactional view (export.Gatherer) builds each
+	// scrape's families in buffers it reuses once they are written.
+	metrics := prometheus.ToTransactionalGatherer(cfg.Gatherer)
+	if t, ok := cfg.Gatherer.(interface {
+		Transactional() prometheus.TransactionalGatherer
+	}); ok {
+		metrics = t.Transactional()
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerForTransactional(metrics, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 		// Scrapes are serialised in the exporter; more waiting ones get 503.
