@@ -179,3 +179,53 @@ func waitValue(t *testing.T, path string, want uint64) {
 	}
 	t.Fatalf("%s = %s, want %d", path, got, want)
 }
+
+// TestKstatCgroupsOff runs the daemon with --kstat-cgroups=false: KSTAT's
+// totals still equal nftables' counters in the namespace, the per-cgroup
+// packet values (tree and /metrics) and kstat/cgroups_dropped are absent,
+// not zero, and feature/kstat-cgroups says off.
+func TestKstatCgroupsOff(t *testing.T) {
+	testutil.RequireRoot(t)
+	mount, err := cgroup.FindMount("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := kstatNS(t)
+	d, url := startHTTPDaemon(t, "--tracer", "--netns", ns.Path, "--kstat-start", "--kstat-cgroups=false")
+	nft0 := nettest.ReadCounters(t, ns)
+	udp0 := kstatRead(t, d.Path("kstat/ipv4/udp_packets"))
+	w := startWorker(t, ns, mount, fmt.Sprintf("kstat-test-%d-off", os.Getpid()), 3, 11)
+	if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker in %s did not finish", w.group)
+	}
+	nft := nettest.ReadCounters(t, ns)
+	sent := nft["ipv4_udp"].Packets - nft0["ipv4_udp"].Packets
+	if sent != uint64(w.packets) {
+		t.Errorf("nftables counted %d UDP packets, the worker sent %d", sent, w.packets)
+	}
+	waitValue(t, d.Path("kstat/ipv4/udp_packets"), udp0+sent)
+	dir := d.Path("cgroup/" + cgroup.DirName(w.group))
+	waitValue(t, dir+"/forks", uint64(w.forks))
+	for _, p := range []string{dir + "/netout_packets", dir + "/netout_bytes", d.Path("kstat/cgroups_dropped")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists with --kstat-cgroups=false (%v)", p, err)
+		}
+	}
+	_, body := httpDo(t, "GET", url+"/metrics", "")
+	for _, absent := range []string{"kstat_cgroup_netout_packets_total", "kstat_cgroup_netout_bytes_total", "kstat_netout_cgroups_dropped"} {
+		if strings.Contains(body, absent) {
+			t.Errorf("/metrics has %s with --kstat-cgroups=false", absent)
+		}
+	}
+	if !strings.Contains(body, `kstat_feature_up{feature="kstat-cgroups"} 0`+"\n") {
+		t.Error(`/metrics lacks kstat_feature_up{feature="kstat-cgroups"} 0`)
+	}
+	if b, err := os.ReadFile(d.Path("feature/kstat-cgroups/reason")); err != nil || !strings.HasPrefix(string(b), "off: --kstat-cgroups=false") {
+		t.Errorf("feature/kstat-cgroups/reason = %q, %v", b, err)
+	}
+}

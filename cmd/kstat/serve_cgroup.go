@@ -60,7 +60,11 @@ func startCgroup(ctx context.Context, d *daemon) error {
 		return nil
 	}
 	src := statsfs.NewSource("cgroup")
-	groups, err := cgroup.NewGroups(src, cgroupValues, cgroupOpts.max)
+	values := cgroupValues
+	if !kstatOpts.cgroups {
+		values = values[:cgPackets] // --kstat-cgroups=false: no packet values
+	}
+	groups, err := cgroup.NewGroups(src, values, cgroupOpts.max)
 	if err != nil {
 		return err
 	}
@@ -70,7 +74,7 @@ func startCgroup(ctx context.Context, d *daemon) error {
 	// The first update is done before the daemon is ready, so that the
 	// first scrape already holds the groups.
 	d.Listen("cgroup", func() error {
-		groups.Update(d.cgroupSums(res))
+		groups.Update(d.cgroupSums(res, len(values)))
 		d.Go(func() {
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
@@ -80,7 +84,7 @@ func startCgroup(ctx context.Context, d *daemon) error {
 					return
 				case <-tick.C:
 				}
-				groups.Update(d.cgroupSums(res))
+				groups.Update(d.cgroupSums(res, len(values)))
 			}
 		})
 		return nil
@@ -88,12 +92,13 @@ func startCgroup(ctx context.Context, d *daemon) error {
 	return nil
 }
 
-// cgroupSums reads the per-cgroup counts of the tracer and KSTAT.
-func (d *daemon) cgroupSums(res *cgroup.Resolver) cgroup.Sums {
+// cgroupSums reads the per-cgroup counts of the tracer and KSTAT, n of
+// cgroupValues (KSTAT's only when n holds them).
+func (d *daemon) cgroupSums(res *cgroup.Resolver, n int) cgroup.Sums {
 	sums := cgroup.Sums{}
 	add := func(id uint64, i int, v uint64) {
 		if p, ok := res.Path(id); ok {
-			sums.Add(len(cgroupValues), p, i, float64(v))
+			sums.Add(n, p, i, float64(v))
 		}
 	}
 	if d.tracerSvc != nil {
@@ -108,7 +113,7 @@ func (d *daemon) cgroupSums(res *cgroup.Resolver) cgroup.Sums {
 			add(id, cgExits, c.Exits)
 		}
 	}
-	if d.netoutSvc != nil && d.netoutSvc.Running() {
+	if d.netoutSvc != nil && d.netoutSvc.Running() && n > cgBytes {
 		m, err := d.netoutSvc.Counter().Cgroups()
 		if err != nil {
 			d.log.Debug("cgroup: reading KSTAT's counts", "err", err)

@@ -120,7 +120,7 @@ func openTCPSource(stderr io.Writer, opts tcpOptions) (*tcpSource, error) {
 		}
 		return &tcpSource{daemon: c, desc: "daemon at " + strings.TrimPrefix(strings.TrimPrefix(c.Via(), "mount "), "socket ")}, nil
 	}
-	cnt, lerr := netout.Load()
+	cnt, lerr := netout.Load(netout.Options{})
 	if lerr != nil {
 		return nil, fmt.Errorf("no daemon's KSTAT counts (%v), and counting here failed: %w", err, lerr)
 	}

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	emptybpf "github.com/kstat/kstat/internal/bpf/empty"
-	bpfnetout "github.com/kstat/kstat/internal/bpf/netout"
 	"github.com/kstat/kstat/internal/netns"
 	"github.com/kstat/kstat/internal/testutil"
 )
@@ -20,23 +19,28 @@ import (
 // kernel's BPF statistics (kernel.bpf_stats_enabled, switched on with
 // BPF_ENABLE_STATS for the benchmark only: the kernel turns it back off
 // when the fd closes, so a concurrent user of the sysctl is not disturbed).
-// "empty" (internal/bpf/empty, never in the daemon) is the cost of entering any netfilter BPF program; netout minus
-// empty is what counting costs.
+// "empty" (internal/bpf/empty, never in the daemon) is the cost of
+// entering any netfilter BPF program; netout minus empty is what counting
+// costs, and netout minus netout_nocgroups (loaded with
+// Options.NoCgroups) what the per-cgroup count costs.
 //
 //	go test -run '^$' -bench Program -benchtime 200000x ./internal/netout/
 func BenchmarkProgram(b *testing.B) {
-	for _, name := range []string{"netout", "empty"} {
+	for _, name := range []string{"netout", "netout_nocgroups", "empty"} {
 		b.Run(name, func(b *testing.B) {
 			testutil.RequireBPF(b, ebpf.Netfilter)
 			var (
 				prog *ebpf.Program
 				err  error
 			)
-			if name == "netout" {
-				var objs bpfnetout.NetoutObjects
-				err = bpfnetout.LoadNetoutObjects(&objs, nil)
-				defer objs.Close()
-				prog = objs.Netout
+			if name != "empty" {
+				var c *Counter
+				c, err = Load(Options{NoCgroups: name == "netout_nocgroups"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				prog = c.Program()
 			} else {
 				var objs emptybpf.EmptyObjects
 				err = emptybpf.LoadEmptyObjects(&objs, nil)

@@ -98,18 +98,31 @@ const PrioritySpan = 256
 // Counter is the loaded program and its map, attached or not. Its methods
 // are safe for concurrent use.
 type Counter struct {
-	objs bpfnetout.NetoutObjects
-	prog *ebpf.Program
-	m    *ebpf.Map
+	objs    bpfnetout.NetoutObjects
+	prog    *ebpf.Program
+	m       *ebpf.Map
+	cgroups bool // counting per cgroup
 
 	mu  sync.Mutex // guards set's links
 	set *bpf.Set
 }
 
+// Options are the load-time settings of the program.
+type Options struct {
+	// NoCgroups leaves out the per-cgroup count: the program does not
+	// read the socket's cgroup nor touch the cgroup cache and map (the
+	// verifier removes that code), and Cgroups reports ErrNoCgroups.
+	NoCgroups bool
+}
+
+// ErrNoCgroups is Cgroups' and CgroupsDropped's error when the program
+// was loaded without the per-cgroup count.
+var ErrNoCgroups = errors.New("netout was loaded without the per-cgroup count")
+
 // Load checks the privileges and loads the program and its map without
 // attaching them. The error names what is missing: capabilities or kernel
 // support.
-func Load() (*Counter, error) {
+func Load(opts Options) (*Counter, error) {
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
@@ -119,7 +132,10 @@ func Load() (*Counter, error) {
 		return nil, fmt.Errorf("reading the embedded netout BPF object: %w", err)
 	}
 	spec.Maps[bpfnetout.NetoutMapNetoutCgroups].MaxEntries = MaxCgroups
-	c := &Counter{}
+	if err := spec.Variables[bpfnetout.NetoutVarCountCgroups].Set(!opts.NoCgroups); err != nil {
+		return nil, fmt.Errorf("setting netout's count_cgroups: %w", err)
+	}
+	c := &Counter{cgroups: !opts.NoCgroups}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		return nil, loadError(err)
 	}
@@ -128,24 +144,49 @@ func Load() (*Counter, error) {
 	return c, nil
 }
 
-// MaxCgroups is how many cgroups the per-cgroup map holds; packets of
-// further cgroups are counted in CgroupsDropped.
+// MaxCgroups is how many cgroups the per-cgroup hash map holds (beyond
+// the per-CPU cache's slots); packets of further cgroups are counted in
+// CgroupsDropped.
 const MaxCgroups = 1024
+
+// CountsCgroups reports whether the program counts per cgroup.
+func (c *Counter) CountsCgroups() bool { return c.cgroups }
 
 // Cgroups sums the per-CPU per-cgroup counts, by the cgroup v2 id of the
 // sending socket (the cgroup directory's inode number). Key 0 holds the
 // packets without a full socket: forwarded ones, and the kernel's replies
-// for time-wait and request sockets.
+// for time-wait and request sockets. A cgroup's packets are in its slot
+// of a CPU's cache or, when another cgroup holds that slot, in the hash
+// map; a slot never changes hands, so the sum of both counts each packet
+// once and never falls.
 func (c *Counter) Cgroups() (map[uint64]Counts, error) {
+	if !c.cgroups {
+		return nil, ErrNoCgroups
+	}
+	per, err := c.lookup()
+	if err != nil {
+		return nil, err
+	}
 	out := map[uint64]Counts{}
+	for i := range per {
+		for _, s := range per[i].Cgroups {
+			if s.Tag == 0 {
+				continue
+			}
+			t := out[s.Tag-1]
+			t.Packets += s.Packets
+			t.Bytes += s.Bytes
+			out[s.Tag-1] = t
+		}
+	}
 	var (
-		key uint64
-		per []bpfnetout.NetoutCgroupCounts
+		key   uint64
+		perCG []bpfnetout.NetoutCgroupCounts
 	)
 	it := c.objs.NetoutCgroups.Iterate()
-	for it.Next(&key, &per) {
-		var t Counts
-		for _, v := range per {
+	for it.Next(&key, &perCG) {
+		t := out[key]
+		for _, v := range perCG {
 			t.Packets += v.Packets
 			t.Bytes += v.Bytes
 		}
@@ -160,6 +201,9 @@ func (c *Counter) Cgroups() (map[uint64]Counts, error) {
 // CgroupsDropped is the number of packets not counted per cgroup because
 // the per-cgroup map was full (they are in the family/protocol counts).
 func (c *Counter) CgroupsDropped() (uint64, error) {
+	if !c.cgroups {
+		return 0, ErrNoCgroups
+	}
 	var per []uint64
 	if err := c.objs.NetoutCgroupsDropped.Lookup(uint32(0), &per); err != nil {
 		return 0, fmt.Errorf("reading netout dropped cgroup count: %w", err)
@@ -309,17 +353,27 @@ func (c *Counter) Detach() error {
 	return c.set.Detach()
 }
 
+// lookup reads the program's per-CPU counts: every CPU's value of the
+// map's one slot, in one system call.
+func (c *Counter) lookup() ([]bpfnetout.NetoutPercpuCounts, error) {
+	var per []bpfnetout.NetoutPercpuCounts
+	if err := c.m.Lookup(uint32(0), &per); err != nil {
+		return nil, fmt.Errorf("reading netout counts: %w", err)
+	}
+	return per, nil
+}
+
 // Read sums the per-CPU counts of every slot.
 func (c *Counter) Read() (Totals, error) {
+	per, err := c.lookup()
+	if err != nil {
+		return Totals{}, err
+	}
 	var t Totals
-	var per []bpfnetout.NetoutCounts
-	for f := Family(0); f < Families; f++ {
-		for p := Proto(0); p < Protos; p++ {
-			key := uint32(int(f)*int(Protos) + int(p))
-			if err := c.m.Lookup(key, &per); err != nil {
-				return Totals{}, fmt.Errorf("reading netout counts: %w", err)
-			}
-			for _, v := range per {
+	for i := range per {
+		for f := Family(0); f < Families; f++ {
+			for p := Proto(0); p < Protos; p++ {
+				v := per[i].Slots[int(f)*int(Protos)+int(p)]
 				t[f][p].Packets += v.Packets
 				t[f][p].Bytes += v.Bytes
 			}

@@ -20,7 +20,7 @@ func setup(t *testing.T, steps ...uint64) (*testutil.NetNS, []*Service) {
 	nettest.AddCounters(t, ns)
 	var svcs []*Service
 	for _, step := range steps {
-		c, err := Load()
+		c, err := Load(Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -173,7 +173,7 @@ func TestCapabilities(t *testing.T) {
 				return
 			}
 			var r result
-			if c, err := Load(); err == nil {
+			if c, err := Load(Options{}); err == nil {
 				c.Close()
 			} else {
 				r.ours = err
@@ -212,7 +212,7 @@ func TestCapabilities(t *testing.T) {
 	if r.kernel == nil {
 		t.Error("the kernel loaded the program without CAP_BPF")
 	}
-	if c, err := Load(); err != nil {
+	if c, err := Load(Options{}); err != nil {
 		t.Errorf("Load with every capability: %v", err)
 	} else {
 		c.Close()

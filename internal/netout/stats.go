@@ -43,7 +43,8 @@ func (r noutRecord) Load(int) uint64 {
 func (r noutRecord) Clear(int) { _ = r.s.ClearNout() }
 
 // AddValues adds nout to src and a subordinate source per family
-// ("ipv4", "ipv6") with the packets and bytes of each protocol. The
+// ("ipv4", "ipv6") with the packets and bytes of each protocol, and
+// cgroups_dropped when the program counts per cgroup. The
 // families' counts come from one read of the program's map per
 // collector.MaxAge, by the "kstat" collector (see Collector); nout syncs on
 // every read, as the seed's does.
@@ -61,11 +62,13 @@ func (s *Service) AddValues(src *statsfs.Source) error {
 		if err != nil {
 			return err
 		}
-		d, err := s.c.CgroupsDropped()
-		if err != nil {
-			return err
+		if s.c.CountsCgroups() {
+			d, err := s.c.CgroupsDropped()
+			if err != nil {
+				return err
+			}
+			drops.Store(0, d)
 		}
-		drops.Store(0, d)
 		st, err := bpf.Stats(map[string]*ebpf.Program{"netout": s.c.Program()})
 		if err != nil {
 			return err
@@ -83,8 +86,10 @@ func (s *Service) AddValues(src *statsfs.Source) error {
 		}
 		return nil
 	})
-	if err := src.AddValues(dropTable, s.refresh.Record(drops), 0); err != nil {
-		return err
+	if s.c.CountsCgroups() {
+		if err := src.AddValues(dropTable, s.refresh.Record(drops), 0); err != nil {
+			return err
+		}
 	}
 	var err error
 	if s.progs, err = bpf.NewProgView(src, s.refresh.Record); err != nil {

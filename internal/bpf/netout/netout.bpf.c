@@ -3,8 +3,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // netout counts the packets this host sends, by address family (IPv4,
-// IPv6) and transport protocol (TCP, UDP, anything else), and by the
-// cgroup v2 of the packet's socket. It runs as a
+// IPv6) and transport protocol (TCP, UDP, anything else), and (unless
+// the loader sets count_cgroups false) by the cgroup v2 of the packet's
+// socket. It runs as a
 // BPF_PROG_TYPE_NETFILTER program on the NF_INET_LOCAL_OUT hook of both
 // families (see README.md for why that hook) and always accepts.
 
@@ -27,17 +28,46 @@
 enum family_slot { FAMILY_IPV4, FAMILY_IPV6, FAMILIES };
 enum proto_slot { PROTO_TCP, PROTO_UDP, PROTO_OTHER, PROTOS };
 
+// count_cgroups says whether packets are also counted by the cgroup of
+// their socket. Set by the loader before loading (a cilium/ebpf Variable):
+// the verifier sees a constant and removes the per-cgroup code when it is
+// false, so switching it off costs nothing at run time.
+const volatile bool count_cgroups = true;
+
 // counts is one slot's tally on one CPU.
 struct counts {
 	__u64 packets;
 	__u64 bytes; // skb->len at the hook: the IP packet with its headers
 };
 
+// The per-CPU cgroup cache's size (a power of 2) and its index bits.
+#define CGROUP_SLOTS 64
+#define CGROUP_SLOT_SHIFT (64 - 6)
+
+// cgroup_slot is a cgroup's tally on one CPU in the per-CPU cache: tag
+// is the cgroup id + 1 (0: a free slot). A slot, once taken, keeps its
+// cgroup for the map's life: nothing is ever moved out of it, so a
+// reader summing the cache and netout_cgroups sees each packet in exactly
+// one place and every sum only grows.
+struct cgroup_slot {
+	__u64 tag;
+	__u64 packets;
+	__u64 bytes;
+};
+
+// percpu_counts is everything one packet updates on its CPU, in one map
+// value: one lookup (inlined by the verifier for a PERCPU_ARRAY) and few
+// cache lines per packet, and one read for user space.
+struct percpu_counts {
+	struct counts slots[FAMILIES * PROTOS];
+	struct cgroup_slot cgroups[CGROUP_SLOTS];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FAMILIES * PROTOS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct counts);
+	__type(value, struct percpu_counts);
 } netout_counts SEC(".maps");
 
 // cgroup_counts is one cgroup's tally on one CPU.
@@ -46,11 +76,12 @@ struct cgroup_counts {
 	__u64 bytes;
 };
 
-// netout_cgroups counts packets by the cgroup v2 id of the socket that
+// netout_cgroups counts the packets of a cgroup whose cache slot on the
+// CPU is held by another cgroup, by the cgroup v2 id of the socket that
 // sent them (the cgroup directory's inode number). Key 0 holds packets
-// without a full socket: forwarded, or sent for a time-wait or
-// request socket (the kernel's own replies). Bounded: a packet of a new
-// cgroup when the map is full is counted in netout_cgroups_dropped.
+// without a full socket: forwarded, or sent for a time-wait or request
+// socket (the kernel's own replies). Bounded: a packet of a new cgroup
+// when the map is full is counted in netout_cgroups_dropped.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024); // set by the loader
@@ -120,8 +151,9 @@ static __always_inline __u8 ipv6_transport(const struct bpf_dynptr *p)
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
 
-// count_cgroup adds the packet to the cgroup id's tally.
-static __always_inline void count_cgroup(__u64 id, __u32 len)
+// count_cgroup_hash adds the packet to the cgroup id's tally in
+// netout_cgroups.
+static __always_inline void count_cgroup_hash(__u64 id, __u32 len)
 {
 	struct cgroup_counts *c = bpf_map_lookup_elem(&netout_cgroups, &id);
 	if (!c) {
@@ -140,6 +172,25 @@ static __always_inline void count_cgroup(__u64 id, __u32 len)
 	}
 	c->packets++;
 	c->bytes += len;
+}
+
+// count_cgroup adds the packet to the cgroup id's tally: in its slot of
+// the CPU's cache when the slot is free or already its own (a
+// multiplicative hash of the id picks the slot), else in the hash map.
+static __always_inline void count_cgroup(struct percpu_counts *pc, __u64 id, __u32 len)
+{
+	struct cgroup_slot *s = &pc->cgroups[(id * 0x9E3779B97F4A7C15ULL) >> CGROUP_SLOT_SHIFT];
+	__u64 tag = s->tag;
+
+	// Taking a free slot is a compare-and-swap: a packet of another
+	// cgroup on the same CPU (a softirq interrupting this program) may
+	// race for it.
+	if (tag == id + 1 || (tag == 0 && __sync_val_compare_and_swap(&s->tag, 0, id + 1) == 0)) {
+		s->packets++;
+		s->bytes += len;
+		return;
+	}
+	count_cgroup_hash(id, len);
 }
 
 SEC("netfilter")
@@ -168,9 +219,11 @@ int netout(struct bpf_nf_ctx *ctx)
 	if (sk) {
 		unsigned char state = sk->__sk_common.skc_state;
 		if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV) {
-			struct cgroup *cg = sk->sk_cgrp_data.cgroup;
-			if (cg)
-				cgroup = cg->kn->id;
+			if (count_cgroups) {
+				struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+				if (cg)
+					cgroup = cg->kn->id;
+			}
 			__u16 type = sk->sk_type, p = sk->sk_protocol;
 			if ((type == SOCK_STREAM_ && p == IPPROTO_TCP) || (type == SOCK_DGRAM_ && p == IPPROTO_UDP)) {
 				proto = p;
@@ -194,14 +247,16 @@ int netout(struct bpf_nf_ctx *ctx)
 		}
 	}
 	key = family * PROTOS + proto_slot(proto);
-	__u32 len = skb->len;
-	c = bpf_map_lookup_elem(&netout_counts, &key);
-	if (c) {
-		// A per-CPU slot: no other CPU writes it, no atomics needed.
-		c->packets++;
-		c->bytes += len;
-	}
-	count_cgroup(cgroup, len);
+	__u32 len = skb->len, zero = 0;
+	struct percpu_counts *pc = bpf_map_lookup_elem(&netout_counts, &zero);
+	if (!pc)
+		return NF_ACCEPT;
+	// Per-CPU: no other CPU writes these, no atomics needed.
+	c = &pc->slots[key];
+	c->packets++;
+	c->bytes += len;
+	if (count_cgroups)
+		count_cgroup(pc, cgroup, len);
 	return NF_ACCEPT;
 }
 

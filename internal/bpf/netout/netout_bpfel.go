@@ -19,10 +19,19 @@ type NetoutCgroupCounts struct {
 	Bytes   uint64
 }
 
-type NetoutCounts struct {
-	_       structs.HostLayout
-	Packets uint64
-	Bytes   uint64
+type NetoutPercpuCounts struct {
+	_     structs.HostLayout
+	Slots [6]struct {
+		_       structs.HostLayout
+		Packets uint64
+		Bytes   uint64
+	}
+	Cgroups [64]struct {
+		_       structs.HostLayout
+		Tag     uint64
+		Packets uint64
+		Bytes   uint64
+	}
 }
 
 // Names of all BPF objects in the ELF.
@@ -33,6 +42,7 @@ const (
 	NetoutMapNetoutCgroupsDropped = "netout_cgroups_dropped"
 	NetoutMapNetoutCounts         = "netout_counts"
 	NetoutProgNetout              = "netout"
+	NetoutVarCountCgroups         = "count_cgroups"
 )
 
 // LoadNetout returns the embedded CollectionSpec for Netout.
@@ -93,6 +103,7 @@ type NetoutMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetoutVariableSpecs struct {
+	CountCgroups *ebpf.VariableSpec `ebpf:"count_cgroups"`
 }
 
 // NetoutObjects contains all objects after they have been loaded into the kernel.
@@ -132,6 +143,7 @@ func (m *NetoutMaps) Close() error {
 //
 // It can be passed to LoadNetoutObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetoutVariables struct {
+	CountCgroups *ebpf.Variable `ebpf:"count_cgroups"`
 }
 
 // NetoutPrograms contains all programs after they have been loaded into the kernel.
