@@ -98,111 +98,155 @@ func visit(s *Source, fn func(*Source)) {
 // or max without it would be a wrong number, not a smaller one.
 func aggregate(s *Source, t *Table, i int) Reading {
 	d := t.Value(i)
-	if d.Type == F64 {
-		return aggregateFloat(s, t, i)
+	a := t.empty[i]
+	a.collect(s, t, i)
+	return a.result(d)
+}
+
+// acc accumulates the values one aggregate covers, in walk order (a
+// source's own records, then its children's subtrees in order). A
+// subtree whose root aggregates the same table is added up on its own
+// first and then added as one: float sums then come out the same bits
+// whether an aggregate is read on its own or in a Pass, which keeps the
+// subtree's total for that source's aggregate. Integer sums wrap, so
+// their order does not matter.
+type acc struct {
+	typ          Type
+	absent       bool
+	count, zeros uint64
+	// The sum, min and max: integers (min and max compare signed for
+	// signed types) or, for F64, float64 bits.
+	sum, lo, hi uint64
+}
+
+// newAcc returns an empty acc for values of type typ: its min is the
+// largest value of the type (+Inf), its max the smallest (-Inf).
+func newAcc(typ Type) acc {
+	switch {
+	case typ == F64:
+		return acc{typ: typ, lo: math.Float64bits(math.Inf(1)), hi: math.Float64bits(math.Inf(-1))}
+	case typ.Signed():
+		return acc{typ: typ, lo: math.MaxInt64, hi: 1 << 63} // MinInt64's bits
 	}
-	var sum, count, zeros uint64
-	var umin, umax uint64 = math.MaxUint64, 0
-	var smin, smax int64 = math.MaxInt64, math.MinInt64
-	absent := false
-	visit(s, func(src *Source) {
-		for _, g := range load(&src.groups) {
-			if absent || g.table != t || g.aggregate() || g.revoked.Load() {
-				continue
-			}
-			raw, ok := g.load(i)
-			if !ok {
-				absent = true
-				continue
-			}
-			v := d.Type.normalize(raw)
-			sum += v
-			count++
-			if v == 0 {
-				zeros++
-			}
-			umin, umax = min(umin, v), max(umax, v)
-			smin, smax = min(smin, int64(v)), max(smax, int64(v))
+	return acc{typ: typ, lo: math.MaxUint64}
+}
+
+// add takes in one value's raw bits, or an absent value.
+func (a *acc) add(raw uint64, ok bool) {
+	if !ok {
+		a.absent = true
+		return
+	}
+	v := raw
+	if a.typ != F64 {
+		v = a.typ.normalize(raw)
+	}
+	a.count++
+	if v == 0 || (a.typ == F64 && math.Float64frombits(v) == 0) {
+		a.zeros++
+	}
+	a.combine(v, v, v)
+}
+
+// merge adds b, the acc of a subtree, to a.
+func (a *acc) merge(b *acc) {
+	if b.absent {
+		a.absent = true
+	}
+	if b.count == 0 {
+		return
+	}
+	a.count += b.count
+	a.zeros += b.zeros
+	a.combine(b.sum, b.lo, b.hi)
+}
+
+// combine adds sum to a's sum and takes in lo and hi, all as a's type
+// (float64 bits for F64).
+func (a *acc) combine(sum, lo, hi uint64) {
+	switch {
+	case a.typ == F64:
+		f := math.Float64frombits
+		a.sum = math.Float64bits(f(a.sum) + f(sum))
+		a.lo = math.Float64bits(math.Min(f(a.lo), f(lo)))
+		a.hi = math.Float64bits(math.Max(f(a.hi), f(hi)))
+	case a.typ.Signed():
+		a.sum += sum
+		a.lo, a.hi = uint64(min(int64(a.lo), int64(lo))), uint64(max(int64(a.hi), int64(hi)))
+	default:
+		a.sum += sum
+		a.lo, a.hi = min(a.lo, lo), max(a.hi, hi)
+	}
+}
+
+// collect adds value i of every simple, non-revoked group of table t in s
+// and, child by child, in its subtree; a child that aggregates t itself
+// is added up on its own first.
+func (a *acc) collect(s *Source, t *Table, i int) {
+	for _, g := range load(&s.groups) {
+		if a.absent {
+			return // absent whatever else it covers
 		}
-	})
-	if absent {
+		if g.table == t && !g.aggregate() && !g.revoked.Load() {
+			a.add(g.load(i))
+		}
+	}
+	for _, c := range load(&s.subs) {
+		if a.absent {
+			return
+		}
+		if !c.aggregates(t) {
+			a.collect(c, t, i)
+			continue
+		}
+		b := t.empty[i]
+		b.collect(c, t, i)
+		a.merge(&b)
+	}
+}
+
+// aggregates reports whether s has aggregates of t (revoked or not).
+func (s *Source) aggregates(t *Table) bool {
+	for _, g := range load(&s.groups) {
+		if g.table == t && g.aggregate() {
+			return true
+		}
+	}
+	return false
+}
+
+// result is the aggregate of kind d.Aggr over what a took in. An empty
+// min is the type's largest value (+Inf for F64), an empty max its
+// smallest (-Inf), an empty average 0.
+func (a *acc) result(d *Value) Reading {
+	if a.absent {
 		return Reading{Type: d.Type, Absent: true}
 	}
 	var r uint64
-	signed := d.Type.Signed()
 	switch d.Aggr {
 	case Sum:
-		r = sum
+		r = a.sum
 	case CountZero:
-		r = zeros
+		r = a.zeros
+		if a.typ == F64 {
+			r = math.Float64bits(float64(a.zeros))
+		}
 	case Min:
-		r = umin
-		if signed {
-			r = uint64(smin)
-		}
+		r = a.lo
 	case Max:
-		r = umax
-		if signed {
-			r = uint64(smax)
-		}
+		r = a.hi
 	case Avg:
 		switch {
-		case count == 0:
-		case signed:
-			r = uint64(int64(sum) / int64(count))
+		case a.count == 0:
+		case a.typ == F64:
+			r = math.Float64bits(math.Float64frombits(a.sum) / float64(a.count))
+		case a.typ.Signed():
+			r = uint64(int64(a.sum) / int64(a.count))
 		default:
-			r = sum / count
+			r = a.sum / a.count
 		}
 	}
 	return Reading{Raw: r, Type: d.Type}
-}
-
-// aggregateFloat is aggregate for F64 values; an empty min is +Inf and an
-// empty max -Inf.
-func aggregateFloat(s *Source, t *Table, i int) Reading {
-	d := t.Value(i)
-	var sum float64
-	var count, zeros int
-	fmin, fmax := math.Inf(1), math.Inf(-1)
-	absent := false
-	visit(s, func(src *Source) {
-		for _, g := range load(&src.groups) {
-			if absent || g.table != t || g.aggregate() || g.revoked.Load() {
-				continue
-			}
-			raw, ok := g.load(i)
-			if !ok {
-				absent = true
-				continue
-			}
-			v := math.Float64frombits(raw)
-			sum += v
-			count++
-			if v == 0 {
-				zeros++
-			}
-			fmin, fmax = math.Min(fmin, v), math.Max(fmax, v)
-		}
-	})
-	if absent {
-		return Reading{Type: F64, Absent: true}
-	}
-	var r float64
-	switch d.Aggr {
-	case Sum:
-		r = sum
-	case CountZero:
-		r = float64(zeros)
-	case Min:
-		r = fmin
-	case Max:
-		r = fmax
-	case Avg:
-		if count > 0 {
-			r = sum / float64(count)
-		}
-	}
-	return Reading{Raw: math.Float64bits(r), Type: F64}
 }
 
 // Values returns the values of s in the order their groups were added,

@@ -215,6 +215,7 @@ func (v *Value) Text(r Reading) string {
 // identity: an aggregate covers records of the identical table only.
 type Table struct {
 	values []Value
+	empty  []acc // an empty accumulator per value, for aggregates
 }
 
 // NewTable returns a table of the given values. It panics on a duplicate or
@@ -227,7 +228,11 @@ func NewTable(values ...Value) *Table {
 		}
 		seen[v.Name] = true
 	}
-	return &Table{values: append([]Value(nil), values...)}
+	t := &Table{values: append([]Value(nil), values...), empty: make([]acc, len(values))}
+	for i, v := range values {
+		t.empty[i] = newAcc(v.Type)
+	}
+	return t
 }
 
 // Len is the number of values in the table.

@@ -49,23 +49,9 @@ func (s *Source) walk(path string, labels []Label, fn func(string, []Label, *Sou
 }
 
 // Snapshot reads every visible value of the tree below s once, in Walk
-// order. Values added with HiddenGroup are left out.
+// order, in one Pass. Values added with HiddenGroup are left out.
 func (s *Source) Snapshot() []Sample {
-	var out []Sample
-	s.Walk(func(path string, labels []Label, src *Source) bool {
-		for _, v := range src.Values() {
-			if v.Hidden() {
-				continue
-			}
-			out = append(out, Sample{
-				Path:      path,
-				Labels:    labels,
-				Value:     v.Value(),
-				Aggregate: v.Aggregate(),
-				Reading:   v.Read(),
-			})
-		}
-		return true
-	})
-	return out
+	var p Pass
+	p.Take(s)
+	return p.Samples()
 }
