@@ -111,7 +111,7 @@ func addKstat(d *daemon, src *statsfs.Source, s *netout.Service, inNetns bool) e
 	counter := knob.Uint("counter",
 		"nout is published after every counter outgoing TCP packets (1 to 2^32); a new value takes effect at once",
 		1, netout.MaxStep, s.Step, s.SetStep)
-	if err := d.knobs.Add("kstat/counter", src, counter); err != nil {
+	if err := d.knobs.Add(netout.Dir+"/"+netout.KnobCounter, src, counter); err != nil {
 		return err
 	}
 	// Creating the link from the loaded program needs no capability;
@@ -136,5 +136,5 @@ func addKstat(d *daemon, src *statsfs.Source, s *netout.Service, inNetns bool) e
 			}
 			return err
 		})
-	return d.knobs.Add("kstat/start", src, trackEnable(d, "kstat", start))
+	return d.knobs.Add(netout.Dir+"/"+netout.KnobStart, src, trackEnable(d, "kstat", start))
 }

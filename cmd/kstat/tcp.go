@@ -109,7 +109,7 @@ func openTCPSource(stderr io.Writer, opts tcpOptions) (*tcpSource, error) {
 	done := waitNotice(stderr, "kstat tcp: asking the daemon at %s or %s ...", opts.mount, opts.socket)
 	c, err := client.Open(opts.mount, opts.socket)
 	if err == nil {
-		if _, nerr := c.Get("kstat/nout"); nerr != nil {
+		if _, nerr := c.Get(netout.Dir + "/" + netout.ValueNout); nerr != nil {
 			err = nerr
 		}
 	}
@@ -168,36 +168,41 @@ func (s *tcpSource) read() (tcpReading, error) {
 func readDaemon(c *client.Client) (tcpReading, error) {
 	var r tcpReading
 	num := func(name string) (uint64, error) {
-		e, err := c.Get("kstat/" + name)
+		e, err := c.Get(netout.Dir + "/" + name)
 		if err != nil {
 			return 0, err
 		}
 		v, err := strconv.ParseUint(strings.TrimSpace(e.Text), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("kstat/%s: %w", name, err)
+			return 0, fmt.Errorf("%s/%s: %w", netout.Dir, name, err)
 		}
 		return v, nil
 	}
 	var err error
-	if r.nout, err = num("nout"); err != nil {
+	if r.nout, err = num(netout.ValueNout); err != nil {
 		return r, err
 	}
-	if r.counter, err = num("counter"); err != nil {
+	if r.counter, err = num(netout.KnobCounter); err != nil {
 		return r, err
 	}
-	start, err := num("start")
+	start, err := num(netout.KnobStart)
 	if err != nil {
 		return r, err
 	}
 	r.started = start == 1
+	names := [netout.Protos][2]string{
+		netout.TCP:   {netout.ValueTCPPackets, netout.ValueTCPBytes},
+		netout.UDP:   {netout.ValueUDPPackets, netout.ValueUDPBytes},
+		netout.Other: {netout.ValueOtherPackets, netout.ValueOtherBytes},
+	}
 	for f := netout.Family(0); f < netout.Families; f++ {
 		for p := netout.Proto(0); p < netout.Protos; p++ {
-			base := f.String() + "/" + p.String()
+			base := f.String() + "/"
 			c := &r.totals[f][p]
-			if c.Packets, err = num(base + "_packets"); err != nil {
+			if c.Packets, err = num(base + names[p][0]); err != nil {
 				return r, err
 			}
-			if c.Bytes, err = num(base + "_bytes"); err != nil {
+			if c.Bytes, err = num(base + names[p][1]); err != nil {
 				return r, err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kstat/kstat/internal/bufstat"
 	"github.com/kstat/kstat/internal/client"
+	"github.com/kstat/kstat/internal/netout"
 	"github.com/kstat/kstat/internal/server"
 )
 
@@ -219,7 +220,7 @@ func knobValues(c *client.Client, path string) []string {
 		if _, list, ok := strings.Cut(help, ": "); ok {
 			return strings.Split(list, ", ")
 		}
-	case strings.HasPrefix(help, "1 ") || strings.Contains(help, "0 or 1") || strings.Contains(help, "write 1") || path == "kstat/start" || strings.HasSuffix(path, "/enable"):
+	case strings.HasPrefix(help, "1 ") || strings.Contains(help, "0 or 1") || strings.Contains(help, "write 1") || path == netout.Dir+"/"+netout.KnobStart || strings.HasSuffix(path, "/enable"):
 		return []string{"0", "1"}
 	case path == bufstat.ControlName:
 		return []string{"debug", "nodebug"}

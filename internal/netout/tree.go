@@ -20,4 +20,7 @@ const (
 	ValueUDPBytes       = "udp_bytes"
 	ValueOtherPackets   = "other_packets"
 	ValueOtherBytes     = "other_bytes"
+
+	KnobCounter = "counter" // in Dir: the step nout is published in
+	KnobStart   = "start"   // in Dir: 1 while the program counts
 )
