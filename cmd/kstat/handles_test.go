@@ -153,13 +153,16 @@ var (
 
 // treeLookups are the functions and methods views find sources and values
 // with, and which of their arguments name a path or value (nil: all of
-// them): statsfs's look-ups, the client's Get, and the views' own helpers.
+// them): statsfs's look-ups, the client's and the registry's Get, and the
+// views' own helpers.
 // The history's gauge and counter take a series key first, which is not a
 // tree path.
 var treeLookups = map[string][]int{
 	"Find": nil, "FindVisible": nil, "Subordinate": nil, "GetByName": nil, "LookupName": nil, "Control": nil,
 	"Get": nil, "get": nil, "find": nil, "source": nil, "lines": nil, "num": nil, "rate": nil,
 	"gauge": {1, 2}, "counter": {1, 2},
+	// Collector names: the registry's Only, and bufstat's failed.
+	"Only": nil, "failed": {2},
 }
 
 // TestViewsNameNoTreePaths checks that the views pass no string literal to

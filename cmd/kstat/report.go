@@ -23,7 +23,7 @@ var reportNow = time.Now
 
 // reportCollectors are the registered collectors the bufstat report
 // reads.
-var reportCollectors = []string{"sockstat", "netdev", "meminfo", "slabinfo"}
+var reportCollectors = []string{collector.NameSockstat, collector.NameNetdev, collector.NameMeminfo, collector.NameSlabinfo}
 
 // attachBufstat builds the report's collectors for paths from the
 // registry, attaching their values under root (net/, net/dev/, block/,

@@ -231,8 +231,8 @@ func attachIRQCounts(ctx context.Context, d *daemon, reg *collector.Registry) {
 // irqLines returns the interrupts and softirqs collectors of reg (nil
 // when not built), to which the eBPF counts are added.
 func irqLines(reg *collector.Registry) (irqs, softirqs *collector.Lines) {
-	irqs, _ = reg.Get("interrupts").(*collector.Lines)
-	softirqs, _ = reg.Get("softirqs").(*collector.Lines)
+	irqs, _ = reg.Get(collector.NameInterrupts).(*collector.Lines)
+	softirqs, _ = reg.Get(collector.NameSoftirqs).(*collector.Lines)
 	return irqs, softirqs
 }
 

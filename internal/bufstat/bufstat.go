@@ -246,7 +246,7 @@ func Build(root *statsfs.Source, reg *collector.Registry, now time.Time) *Report
 		Free:      mem.get(collector.DirMemory, collector.MemoryFree),
 		Available: mem.get(collector.DirMemory, collector.MemoryAvailable),
 	}
-	if why := failed(mem.err, reg, "meminfo"); why != "" {
+	if why := failed(mem.err, reg, collector.NameMeminfo); why != "" {
 		b, m, o = Block{Error: why}, MM{Error: why}, Memory{Error: why}
 	} else {
 		parts := []Num{b.Buffers, b.Cached, m.Slab, m.PageTables}
@@ -257,7 +257,7 @@ func Build(root *statsfs.Source, reg *collector.Registry, now time.Time) *Report
 	}
 	m.SlabCaches, m.SlabCachesError = buildSlab(root, reg)
 	rep.Block, rep.MM, rep.Memory = b, m, o
-	for _, name := range []string{"sockstat", "netdev", "meminfo", "slabinfo"} {
+	for _, name := range []string{collector.NameSockstat, collector.NameNetdev, collector.NameMeminfo, collector.NameSlabinfo} {
 		for _, c := range reg.All() {
 			if st := c.Status(); c.Name() == name && st.Err == nil && st.Skipped != nil {
 				rep.Skipped = append(rep.Skipped, name+": "+st.Skipped.Error())
@@ -292,7 +292,7 @@ func buildNetwork(root *statsfs.Source, reg *collector.Registry) Network {
 			Frag: Frag{InUse: r.get(collector.DirSockstat6, collector.SockFragInuse), MemoryBytes: r.get(collector.DirSockstat6, collector.SockFragMemoryBytes)},
 		}
 	}
-	if why := failed(r.err, reg, "sockstat"); why != "" {
+	if why := failed(r.err, reg, collector.NameSockstat); why != "" {
 		n.SocketsError = why
 	} else {
 		n.Sockets = s
@@ -308,7 +308,7 @@ func buildNetwork(root *statsfs.Source, reg *collector.Registry) Network {
 			}
 		}
 	}
-	if why := failed(r.err, reg, "netdev"); why != "" {
+	if why := failed(r.err, reg, collector.NameNetdev); why != "" {
 		n.DevicesError = why
 		return n
 	}
@@ -351,7 +351,7 @@ func buildSlab(root *statsfs.Source, reg *collector.Registry) (*SlabSummary, str
 			})
 		}
 	}
-	if why := failed(r.err, reg, "slabinfo"); why != "" {
+	if why := failed(r.err, reg, collector.NameSlabinfo); why != "" {
 		return nil, why
 	}
 	slices.SortFunc(s.Top, func(a, b SlabCache) int {

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "interrupts", Default: true,
+	Register(Info{Name: NameInterrupts, Default: true,
 		Help: "interrupts per line with their descriptions from /proc/interrupts into irq/"},
 		func(cfg Config) (Collector, error) { return newInterrupts(cfg.Paths, Child(cfg.Root, DirIRQ)) })
 }
@@ -195,7 +195,7 @@ type eventFeed struct {
 // irq=<line>, with its count and description, and a count sum in parent.
 // It reads the file once now; a failed read is in Status.
 func newInterrupts(p Paths, parent *statsfs.Source) (*Lines, error) {
-	return newLines("interrupts", filepath.Join(p.Proc, "interrupts"), "irq", irqTable, true, ParseInterrupts, parent)
+	return newLines(NameInterrupts, filepath.Join(p.Proc, "interrupts"), "irq", irqTable, true, ParseInterrupts, parent)
 }
 
 func newLines(name, path, label string, table *statsfs.Table, desc bool,

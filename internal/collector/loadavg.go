@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "loadavg", Default: true,
+	Register(Info{Name: NameLoadavg, Default: true,
 		Help: "load averages from /proc/loadavg into system/"},
 		func(cfg Config) (Collector, error) { return newLoadavg(cfg.Paths, Child(cfg.Root, DirSystem)) })
 }
@@ -63,7 +63,7 @@ func newLoadavg(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(loadavgTable)
 	path := filepath.Join(p.Proc, "loadavg")
 	var buf []byte // reused by each read
-	r := NewRefresher("loadavg", func() error {
+	r := NewRefresher(NameLoadavg, func() error {
 		var err error
 		if buf, err = ReadFile(path, buf); err != nil {
 			return err

@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "meminfo", Default: true,
+	Register(Info{Name: NameMeminfo, Default: true,
 		Help: "memory, page cache and slab totals from /proc/meminfo into memory/, block/ and mm/"},
 		func(cfg Config) (Collector, error) {
 			c := newMeminfo(cfg.Paths)
@@ -191,7 +191,7 @@ func newMeminfo(p Paths) *Meminfo {
 	for i, t := range m.tables {
 		m.cells[i] = statsfs.NewCounters(t.table)
 	}
-	m.Refresher = NewRefresher("meminfo", m.read)
+	m.Refresher = NewRefresher(NameMeminfo, m.read)
 	return m
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "netdev", Default: true,
+	Register(Info{Name: NameNetdev, Default: true,
 		Help: "per-device packets, bytes, errors and drops from /proc/net/dev (and queue lengths from /sys/class/net) into net/dev/"},
 		func(cfg Config) (Collector, error) {
 			c := newNetdev(cfg.Paths)
@@ -215,7 +215,7 @@ func newNetdev(p Paths) *Netdev {
 		devs:   map[string]*netdevDev{},
 		now:    time.Now,
 	}
-	n.Refresher = NewRefresher("netdev", n.read)
+	n.Refresher = NewRefresher(NameNetdev, n.read)
 	return n
 }
 

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "slabinfo", Default: false,
+	Register(Info{Name: NameSlabinfo, Default: false,
 		Help: "per-cache slab use from /proc/slabinfo (root only, slow to read) into mm/slabinfo/"},
 		func(cfg Config) (Collector, error) {
 			c := newSlabinfo(cfg.Paths)
@@ -155,7 +155,7 @@ func newSlabinfo(p Paths) *Slabinfo {
 		caches:   map[string]*slabDev{},
 	}
 	s.dir.SetHidden(true)
-	s.Refresher = NewRefresherMaxAge("slabinfo", SlabinfoMaxAge, s.read)
+	s.Refresher = NewRefresherMaxAge(NameSlabinfo, SlabinfoMaxAge, s.read)
 	return s
 }
 

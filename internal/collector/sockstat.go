@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "sockstat", Default: true,
+	Register(Info{Name: NameSockstat, Default: true,
 		Help: "socket use and socket buffer memory from /proc/net/sockstat and sockstat6 into net/"},
 		func(cfg Config) (Collector, error) {
 			c := newSockstat(cfg.Paths)
@@ -172,7 +172,7 @@ func newSockstat(p Paths) *Sockstat {
 		v6:       statsfs.NewCounters(Sockstat6Table),
 		dir6:     statsfs.NewSource(sockstat6Dir),
 	}
-	s.Refresher = NewRefresher("sockstat", s.read)
+	s.Refresher = NewRefresher(NameSockstat, s.read)
 	return s
 }
 

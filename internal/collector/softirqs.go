@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "softirqs", Default: true,
+	Register(Info{Name: NameSoftirqs, Default: true,
 		Help: "softirqs per vector from /proc/softirqs into softirq/"},
 		func(cfg Config) (Collector, error) { return newSoftirqs(cfg.Paths, Child(cfg.Root, DirSoftirq)) })
 }
@@ -41,5 +41,5 @@ func ParseSoftirqs(b []byte) (CPUTable, error) {
 // softirq/): a source softirq/<vector>/ per line of p.Proc/softirqs,
 // labelled vector=<name>, with its count, and a count sum in parent.
 func newSoftirqs(p Paths, parent *statsfs.Source) (*Lines, error) {
-	return newLines("softirqs", filepath.Join(p.Proc, "softirqs"), "vector", softirqTable, false, ParseSoftirqs, parent)
+	return newLines(NameSoftirqs, filepath.Join(p.Proc, "softirqs"), "vector", softirqTable, false, ParseSoftirqs, parent)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "stat", Default: true,
+	Register(Info{Name: NameStat, Default: true,
 		Help: "context switches, forks, interrupts and run queue from /proc/stat into system/"},
 		func(cfg Config) (Collector, error) { return newStat(cfg.Paths, Child(cfg.Root, DirSystem)) })
 }
@@ -87,7 +87,7 @@ func newStat(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(statTable)
 	path := filepath.Join(p.Proc, "stat")
 	var buf []byte // reused by each read
-	r := NewRefresher("stat", func() error {
+	r := NewRefresher(NameStat, func() error {
 		var err error
 		if buf, err = ReadFile(path, buf); err != nil {
 			return err

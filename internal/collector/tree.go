@@ -103,3 +103,17 @@ const (
 	LineBPFEntries  = "bpf_entries"
 	LineDescription = "description"
 )
+
+// The names of the /proc collectors, as registered (--collector.NAME) and
+// as their Status and the Registry's Get know them.
+const (
+	NameUptime     = "uptime"
+	NameStat       = "stat"
+	NameLoadavg    = "loadavg"
+	NameInterrupts = "interrupts"
+	NameSoftirqs   = "softirqs"
+	NameMeminfo    = "meminfo"
+	NameNetdev     = "netdev"
+	NameSockstat   = "sockstat"
+	NameSlabinfo   = "slabinfo"
+)

@@ -105,8 +105,9 @@ var treeHandles = []treeHandle{
 // TestTreeConstantsResolve builds every registered collector on the e2e
 // fixtures and resolves each exported constant of tree.go in that tree: a
 // constant whose directory or value a collector no longer makes fails
-// here. It also checks that the table above lists every exported constant
-// tree.go declares, so a new one cannot go unchecked.
+// here, as does a collector name the registry does not know. It also
+// checks that every exported constant of tree.go is checked, so a new one
+// cannot go unchecked.
 func TestTreeConstantsResolve(t *testing.T) {
 	dir := filepath.Join("..", "..", "testdata", "e2e")
 	root := statsfs.NewSource("kstat")
@@ -155,6 +156,17 @@ func TestTreeConstantsResolve(t *testing.T) {
 				where += "<instance>/"
 			}
 			t.Errorf("%s: no %s%s in the tree (%d sources looked at)", h.ident, where, h.value, len(srcs))
+		}
+	}
+	names := map[string]string{
+		"NameUptime": NameUptime, "NameStat": NameStat, "NameLoadavg": NameLoadavg,
+		"NameInterrupts": NameInterrupts, "NameSoftirqs": NameSoftirqs, "NameMeminfo": NameMeminfo,
+		"NameNetdev": NameNetdev, "NameSockstat": NameSockstat, "NameSlabinfo": NameSlabinfo,
+	}
+	for ident, name := range names {
+		listed[ident] = true
+		if c := reg.Get(name); c == nil || c.Name() != name {
+			t.Errorf("%s: no collector %q in the registry", ident, name)
 		}
 	}
 	for _, name := range exportedConsts(t, "tree.go") {

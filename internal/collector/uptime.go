@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	Register(Info{Name: "uptime", Default: true,
+	Register(Info{Name: NameUptime, Default: true,
 		Help: "seconds since boot and idle seconds from /proc/uptime into system/"},
 		func(cfg Config) (Collector, error) { return newUptime(cfg.Paths, Child(cfg.Root, DirSystem)) })
 }
@@ -74,7 +74,7 @@ func newUptime(p Paths, src *statsfs.Source) (*Refresher, error) {
 	c := statsfs.NewCounters(uptimeTable)
 	path := filepath.Join(p.Proc, "uptime")
 	var buf []byte // reused by each read
-	r := NewRefresher("uptime", func() error {
+	r := NewRefresher(NameUptime, func() error {
 		var err error
 		if buf, err = ReadFile(path, buf); err != nil {
 			return err
