@@ -80,6 +80,8 @@ type daemon struct {
 	// they load, for the per-cgroup view (serve_cgroup.go).
 	tracerSvc *tracer.Service
 	netoutSvc *netout.Service
+
+	samplers *samplers // the periodic readers' shared clock (serve_telemetry.go)
 }
 
 // Listen adds a listener to the daemon's second phase: start runs after

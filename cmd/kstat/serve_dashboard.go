@@ -61,6 +61,8 @@ func startDashboard(ctx context.Context, d *daemon, opts dashboardOptions) error
 	for _, p := range []string{"GET /{$}", "GET " + web.Prefix, "GET " + web.HistoryAPI, "GET " + web.EventsAPI} {
 		d.mux.Handle(p, h)
 	}
-	d.Go(func() { rec.Run(ctx) })
+	sp := d.sampling(ctx)
+	rec.Join(sp.clock)
+	sp.afterStop(rec.Close)
 	return nil
 }

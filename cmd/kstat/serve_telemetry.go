@@ -16,6 +16,7 @@ import (
 	"github.com/kstat/kstat/internal/irqcount"
 	"github.com/kstat/kstat/internal/knob"
 	"github.com/kstat/kstat/internal/telemetry"
+	"github.com/kstat/kstat/internal/tick"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -111,14 +112,15 @@ func startTelemetry(ctx context.Context, d *daemon, opts telemetryOptions) error
 		}
 		sampler.OnSnapshot(w.write)
 	}
-	d.Go(func() {
-		sampler.Run(ctx)
-		if jlog != nil {
+	sp := d.sampling(ctx)
+	sampler.Join(sp.clock)
+	if jlog != nil {
+		sp.afterStop(func() {
 			if err := jlog.Close(); err != nil {
 				d.log.Warn("closing the JSON log", "err", err)
 			}
-		}
-	})
+		})
+	}
 	d.log.Info("telemetry sampling", "interval", sampler.Interval(), "ring", opts.ring, "log_json", opts.logJSON)
 	return nil
 }
@@ -242,4 +244,38 @@ func irqLines(reg *collector.Registry) (irqs, softirqs *collector.Lines) {
 func numberedIRQ(line string) bool {
 	_, err := strconv.ParseUint(line, 10, 32)
 	return err == nil
+}
+
+// samplers is the daemon's one clock of periodic readers of the tree (the
+// telemetry sampler, the dashboard's history): readers due at the same
+// tick share one pass over the tree, so each collector is read once.
+type samplers struct {
+	clock *tick.Clock
+	mu    sync.Mutex
+	after []func() // run once the clock has stopped
+}
+
+// sampling returns the daemon's samplers, starting their clock on first
+// use; it stops when ctx ends.
+func (d *daemon) sampling(ctx context.Context) *samplers {
+	if d.samplers == nil {
+		sp := &samplers{clock: tick.New(d.root)}
+		d.samplers = sp
+		d.Go(func() {
+			sp.clock.Run(ctx)
+			sp.mu.Lock()
+			defer sp.mu.Unlock()
+			for _, f := range sp.after {
+				f()
+			}
+		})
+	}
+	return d.samplers
+}
+
+// afterStop runs f once the clock has stopped (no reader runs any more).
+func (sp *samplers) afterStop(f func()) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.after = append(sp.after, f)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/netout"
+	"github.com/kstat/kstat/internal/tick"
 	"github.com/kstat/kstat/internal/tracer"
 	"github.com/kstat/kstat/statsfs"
 )
@@ -102,7 +103,9 @@ type Recorder struct {
 	// viewers do not wait for a slow reading.
 	readMu sync.Mutex
 	prev   map[string]reading // the counters of the last sample, for rates
+	spare  map[string]reading // the map before prev, reused for the next sample
 	prevT  int64              // the last sample's time
+	names  map[string]string  // this sample's legends, reused
 
 	mu      sync.Mutex
 	samples []Sample          // oldest first, within the window
@@ -130,27 +133,33 @@ func New(root *statsfs.Source, opts Options) *Recorder {
 		window: totals{sum: map[string]float64{}, n: map[string]int{}, positive: map[string]int{}}}
 }
 
-// Run takes a sample at once and then every step until ctx ends.
+// Paths are the subtrees a sample reads in its pass (mm/'s one value is
+// read on its own: mm/ may hold slabinfo's caches).
+var Paths = []string{collector.DirMemory, collector.DirBlock, collector.DirSystem, collector.DirNetDev,
+	netout.Dir, collector.DirIRQ, collector.DirSoftirq, tracer.Dir}
+
+// Run takes a sample at once and then every step, on a clock of its own,
+// until ctx ends; then it closes the subscriptions.
 func (r *Recorder) Run(ctx context.Context) {
-	r.Record(time.Now())
-	t := time.NewTicker(r.opts.Step)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			r.mu.Lock()
-			for ch := range r.subs {
-				close(ch)
-				delete(r.subs, ch)
-			}
-			r.mu.Unlock()
-			return
-		case <-t.C:
-			// The time of the reading, not of the tick: a tick waits
-			// while a slow reading runs, and rates divide by the time
-			// between readings.
-			r.Record(time.Now())
-		}
+	c := tick.New(r.root)
+	r.Join(c)
+	c.Run(ctx)
+	r.Close()
+}
+
+// Join makes c take a sample at once and then every step, in the passes
+// it shares with its other jobs.
+func (r *Recorder) Join(c *tick.Clock) {
+	c.Job(Paths, func(now time.Time, p *statsfs.Pass) { r.record(now, p) }).Start(r.opts.Step, 0)
+}
+
+// Close ends every subscription (closing its channel).
+func (r *Recorder) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.subs {
+		close(ch)
+		delete(r.subs, ch)
 	}
 }
 
@@ -158,16 +167,34 @@ func (r *Recorder) Run(ctx context.Context) {
 // the window, and sends the update to every subscriber. A subscriber too
 // slow to take it is dropped (its channel closed), so it can start over.
 func (r *Recorder) Record(now time.Time) Update {
+	var p statsfs.Pass
+	var roots []*statsfs.Source
+	for _, path := range Paths {
+		if s := r.root.FindVisible(path); s != nil {
+			roots = append(roots, s)
+		}
+	}
+	p.Take(roots...)
+	return r.record(now, &p)
+}
+
+// record is Record from a pass that read Paths.
+func (r *Recorder) record(now time.Time, p *statsfs.Pass) Update {
 	r.readMu.Lock()
 	defer r.readMu.Unlock()
 	t := now.UnixMilli()
-	s := sampler{root: r.root, top: r.opts.Top, prev: r.prev, dt: float64(t-r.prevT) / 1000,
-		vals: map[string]float64{}, cur: map[string]reading{}, labels: map[string]string{}}
+	if r.spare == nil {
+		r.spare, r.names = map[string]reading{}, map[string]string{}
+	}
+	clear(r.spare)
+	clear(r.names)
+	s := sampler{root: r.root, pass: p, top: r.opts.Top, prev: r.prev, dt: float64(t-r.prevT) / 1000,
+		vals: map[string]float64{}, cur: r.spare, labels: r.names}
 	if r.prev == nil || s.dt <= 0 {
 		s.dt = 0 // no rates: the first sample, or the clock went back
 	}
 	s.read()
-	r.prev, r.prevT = s.cur, t
+	r.spare, r.prev, r.prevT = r.prev, s.cur, t
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -230,6 +257,7 @@ func (r *Recorder) historyLocked() History {
 // sampler reads one sample.
 type sampler struct {
 	root   *statsfs.Source
+	pass   *statsfs.Pass      // the readings
 	top    int                // processes kept
 	prev   map[string]reading // the last sample's counters
 	dt     float64            // seconds since the last sample; 0: no rates
@@ -244,9 +272,9 @@ type sampler struct {
 // missing or hidden.
 func (s *sampler) find(path string) *statsfs.Source { return s.root.FindVisible(path) }
 
-// get reads the visible value name of src; false when it is not there or
-// unavailable.
-func get(src *statsfs.Source, name string) (reading, bool) {
+// get reads the visible value name of src, from the pass; false when it
+// is not there or unavailable.
+func (s *sampler) get(src *statsfs.Source, name string) (reading, bool) {
 	if src == nil {
 		return reading{}, false
 	}
@@ -254,13 +282,13 @@ func get(src *statsfs.Source, name string) (reading, bool) {
 	if err != nil || ref.Hidden() {
 		return reading{}, false
 	}
-	r := ref.Read()
+	r := s.pass.Read(ref)
 	return r, !r.Absent // an unavailable value is no sample, not a 0
 }
 
 // gauge records value name of src under key.
 func (s *sampler) gauge(key string, src *statsfs.Source, name string) {
-	if v, ok := get(src, name); ok && finite(v.Float64()) {
+	if v, ok := s.get(src, name); ok && finite(v.Float64()) {
 		s.vals[key] = v.Float64()
 	}
 }
@@ -268,7 +296,7 @@ func (s *sampler) gauge(key string, src *statsfs.Source, name string) {
 // counter keeps value name of src for the next sample and records its
 // rate since the last one under key; it returns the rate.
 func (s *sampler) counter(key string, src *statsfs.Source, name string) (float64, bool) {
-	v, ok := get(src, name)
+	v, ok := s.get(src, name)
 	if !ok {
 		return 0, false
 	}
@@ -306,8 +334,8 @@ func (s *sampler) label(key, text string) { s.labels[key] = text }
 // read takes the sample.
 func (s *sampler) read() {
 	if mem := s.find(collector.DirMemory); mem != nil {
-		total, ok1 := get(mem, collector.MemoryTotal)
-		avail, ok2 := get(mem, collector.MemoryAvailable)
+		total, ok1 := s.get(mem, collector.MemoryTotal)
+		avail, ok2 := s.get(mem, collector.MemoryAvailable)
 		if ok1 && ok2 {
 			s.vals["mem/used"] = total.Float64() - avail.Float64()
 		}
@@ -348,7 +376,7 @@ func (s *sampler) read() {
 			s.counter(key, line, collector.LineCount)
 			label := line.Name()
 			if ref, err := line.LookupName(collector.LineDescription); err == nil {
-				if d := strings.TrimSpace(ref.Value().Text(ref.Read())); d != "" {
+				if d := strings.TrimSpace(ref.Value().Text(s.pass.Read(ref))); d != "" {
 					label += " " + d
 				}
 			}
@@ -390,7 +418,7 @@ func (s *sampler) tracer() {
 		rate := func(name string) (float64, bool) {
 			key := "tracer/" + pid + "/" + name
 			if _, seen := s.prev[key]; !seen && traced && s.dt > 0 {
-				if v, ok := get(p, name); ok {
+				if v, ok := s.get(p, name); ok {
 					s.cur[key] = v
 					r, ok := perSecond(v, reading{Type: v.Type}, s.dt)
 					return r, ok
@@ -409,7 +437,7 @@ func (s *sampler) tracer() {
 		pr.Execs, _ = rate(tracer.ValueExecs)
 		pr.LockContentions, _ = rate(tracer.ValueLockContentions)
 		pr.LockWaitSeconds, _ = rate(tracer.ValueLockWaitSeconds)
-		if v, ok := get(p, tracer.ValueOutstandingBytes); ok && finite(v.Float64()) {
+		if v, ok := s.get(p, tracer.ValueOutstandingBytes); ok && finite(v.Float64()) {
 			pr.OutstandingBytes = v.Float64()
 		}
 		if c := p.Control(tracer.ControlComm); c != nil && c.Read != nil {

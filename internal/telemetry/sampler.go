@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kstat/kstat/internal/knob"
+	"github.com/kstat/kstat/internal/tick"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -16,7 +17,8 @@ const (
 )
 
 // Sampler takes a snapshot of a tree every interval while enabled, into a
-// ring, and hands each to its sinks.
+// ring, and hands each to its sinks. Its snapshots run on a tick.Clock
+// (Run, or Join a clock shared with other readers of the tree).
 type Sampler struct {
 	root *statsfs.Source
 	ring *Ring
@@ -27,7 +29,7 @@ type Sampler struct {
 	seq      uint64
 	prev     *Snapshot
 	sinks    []func(Snapshot)
-	changed  chan struct{} // a knob changed: Run restarts its timer
+	job      *tick.Job // nil until Join
 }
 
 // NewSampler returns an enabled sampler of root into ring, every interval
@@ -38,7 +40,6 @@ func NewSampler(root *statsfs.Source, ring *Ring, interval time.Duration) *Sampl
 		ring:     ring,
 		enabled:  true,
 		interval: min(max(interval, MinInterval), MaxInterval),
-		changed:  make(chan struct{}, 1),
 	}
 }
 
@@ -56,9 +57,16 @@ func (s *Sampler) OnSnapshot(fn func(Snapshot)) {
 // Sample takes a snapshot now, stores it in the ring and hands it to the
 // sinks.
 func (s *Sampler) Sample() Snapshot {
+	var p statsfs.Pass
+	p.Take(roots(s.root)...)
+	return s.sample(time.Now(), &p)
+}
+
+// sample makes the snapshot of now from p.
+func (s *Sampler) sample(now time.Time, p *statsfs.Pass) Snapshot {
 	s.mu.Lock()
 	s.seq++
-	snap := Take(s.root, s.seq, time.Now(), s.prev)
+	snap := take(p, s.root, s.seq, now, s.prev)
 	s.prev = &snap
 	sinks := s.sinks
 	s.mu.Unlock()
@@ -69,10 +77,28 @@ func (s *Sampler) Sample() Snapshot {
 	return snap
 }
 
-func (s *Sampler) poke() {
-	select {
-	case s.changed <- struct{}{}:
+// Join makes c take the sampler's snapshots from now on, every interval
+// while enabled, in the passes it shares with its other jobs.
+func (s *Sampler) Join(c *tick.Clock) {
+	j := c.Job(Paths, func(now time.Time, p *statsfs.Pass) { s.sample(now, p) })
+	s.mu.Lock()
+	s.job = j
+	s.mu.Unlock()
+	s.schedule()
+}
+
+// schedule starts the job with the settings, the next snapshot one
+// interval from now, or stops it.
+func (s *Sampler) schedule() {
+	s.mu.Lock()
+	j, on, d := s.job, s.enabled, s.interval
+	s.mu.Unlock()
+	switch {
+	case j == nil:
+	case on:
+		j.Start(d, d)
 	default:
+		j.Stop()
 	}
 }
 
@@ -89,7 +115,7 @@ func (s *Sampler) SetEnabled(on bool) {
 	s.mu.Lock()
 	s.enabled = on
 	s.mu.Unlock()
-	s.poke()
+	s.schedule()
 }
 
 // Interval is the time between snapshots.
@@ -106,7 +132,7 @@ func (s *Sampler) SetInterval(d time.Duration) {
 	s.mu.Lock()
 	s.interval = d
 	s.mu.Unlock()
-	s.poke()
+	s.schedule()
 }
 
 // EnableKnob is telemetry/enable: 1 samples, 0 stops.
@@ -123,32 +149,9 @@ func (s *Sampler) IntervalKnob() *knob.Knob {
 		func(d time.Duration) error { s.SetInterval(d); return nil })
 }
 
-// Run samples until ctx ends.
+// Run samples on a clock of its own until ctx ends.
 func (s *Sampler) Run(ctx context.Context) {
-	for {
-		s.mu.Lock()
-		on, d := s.enabled, s.interval
-		s.mu.Unlock()
-		var tick <-chan time.Time
-		var t *time.Timer
-		if on {
-			t = time.NewTimer(d)
-			tick = t.C
-		}
-		select {
-		case <-ctx.Done():
-			if t != nil {
-				t.Stop()
-			}
-			return
-		case <-s.changed:
-			if t != nil {
-				t.Stop()
-			}
-		case <-tick:
-			if s.Enabled() {
-				s.Sample()
-			}
-		}
-	}
+	c := tick.New(s.root)
+	s.Join(c)
+	c.Run(ctx)
 }

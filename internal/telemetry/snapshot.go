@@ -72,26 +72,50 @@ type Rates struct {
 	Softirqs        float64 `json:"softirqs"`
 }
 
-// reader reads values of the tree, noting what is missing.
+// Paths are the subtrees a snapshot reads.
+var Paths = []string{collector.DirSystem, collector.DirMemory, collector.DirIRQ, collector.DirSoftirq}
+
+// roots are the visible sources at Paths below root.
+func roots(root *statsfs.Source) []*statsfs.Source {
+	var out []*statsfs.Source
+	for _, p := range Paths {
+		if s := root.FindVisible(p); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// reader reads values of the tree from a pass, noting what is missing.
 type reader struct {
+	pass    *statsfs.Pass
 	missing []string
 }
 
 func (r *reader) source(root *statsfs.Source, path string) *statsfs.Source {
-	s := root.Find(path)
-	if s == nil || s.Hidden() {
+	s := root.FindVisible(path)
+	if s == nil {
 		r.missing = append(r.missing, path)
 		return nil
 	}
 	return s
 }
 
+// value reads the value name of s; false when s has none.
+func (r *reader) value(s *statsfs.Source, name string) (statsfs.ValueRef, statsfs.Reading, bool) {
+	v, err := s.LookupName(name)
+	if err != nil {
+		return v, statsfs.Reading{}, false
+	}
+	return v, r.pass.Read(v), true
+}
+
 func (r *reader) get(s *statsfs.Source, path, name string) statsfs.Reading {
 	if s == nil {
 		return statsfs.Reading{}
 	}
-	v, err := s.GetByName(name)
-	if err != nil || v.Absent {
+	_, v, ok := r.value(s, name)
+	if !ok || v.Absent {
 		r.missing = append(r.missing, path+"/"+name)
 	}
 	return v
@@ -109,12 +133,12 @@ func (r *reader) lines(root *statsfs.Source, path string) []Line {
 			continue
 		}
 		l := Line{Name: s.Name(), Count: r.get(s, path+"/"+s.Name(), collector.LineCount).Uint64()}
-		if v, err := s.GetByName(collector.LineBPFEntries); err == nil {
+		if _, v, ok := r.value(s, collector.LineBPFEntries); ok {
 			n := v.Uint64()
 			l.BPF = &n
 		}
-		if d, err := s.LookupName(collector.LineDescription); err == nil {
-			l.Desc = strings.TrimSpace(d.Value().Text(d.Read()))
+		if d, v, ok := r.value(s, collector.LineDescription); ok {
+			l.Desc = strings.TrimSpace(d.Value().Text(v))
 		}
 		out = append(out, l)
 	}
@@ -122,9 +146,16 @@ func (r *reader) lines(root *statsfs.Source, path string) []Line {
 }
 
 // Take reads a snapshot from root, numbered seq, with rates from prev
-// (nil for none).
+// (nil for none), in one pass over Paths.
 func Take(root *statsfs.Source, seq uint64, now time.Time, prev *Snapshot) Snapshot {
-	var r reader
+	var p statsfs.Pass
+	p.Take(roots(root)...)
+	return take(&p, root, seq, now, prev)
+}
+
+// take is Take from a pass that read Paths.
+func take(p *statsfs.Pass, root *statsfs.Source, seq uint64, now time.Time, prev *Snapshot) Snapshot {
+	r := reader{pass: p}
 	s := Snapshot{Seq: seq, Time: now}
 	sys := r.source(root, collector.DirSystem)
 	s.UptimeSeconds = r.get(sys, collector.DirSystem, collector.SystemUptimeSeconds).Float64()
