@@ -69,6 +69,8 @@ func (h *harness) bpfCost() error {
 	if h.netns == "" || h.iperf3 == "" {
 		loads = loads[2:]
 		h.notef("BPF cost: no TCP load (iperf3 or the namespace missing)")
+	} else if err := h.netfilterVariants(sec); err != nil {
+		h.notef("BPF cost: netfilter variants: %v", err)
 	}
 	if se, err := d.get("tracer/stack_every"); err == nil && se != "0" {
 		loads = append(loads, load{

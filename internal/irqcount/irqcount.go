@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -34,7 +35,16 @@ type Counter struct {
 
 	mu       sync.Mutex
 	statsOff func() // releases BPF run-time statistics; nil when off
+
+	read    sync.Mutex // guards the buffers below, reused by every read
+	cpus    int        // possible CPUs: values per key
+	keys    []uint32
+	vals    []uint64 // len(keys) * cpus
+	noBatch bool     // the kernel refused BPF_MAP_LOOKUP_BATCH: key by key
 }
+
+// batchKeys is how many keys one batch lookup asks for.
+const batchKeys = 64
 
 // Load loads both programs and attaches them to their tracepoints. It needs
 // CAP_BPF and CAP_PERFMON (or root) and a kernel with BTF and tp_btf
@@ -44,7 +54,11 @@ type Counter struct {
 // CAP_SYS_ADMIN) the run time and runs are absent.
 func Load() (*Counter, error) {
 	bpf.RemoveMemlock()
-	c := &Counter{}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("reading the possible CPUs: %w", err)
+	}
+	c := &Counter{cpus: cpus, keys: make([]uint32, batchKeys), vals: make([]uint64, batchKeys*cpus)}
 	if err := irqbpf.LoadIrqcountObjects(&c.objs, nil); err != nil {
 		return nil, loadError("loading the irqcount eBPF programs", err)
 	}
@@ -122,16 +136,66 @@ func sum(v []uint64) uint64 {
 // summed over CPUs. An IRQ with several handlers counts once per handler.
 func (c *Counter) IRQs() (map[uint32]uint64, error) {
 	out := map[uint32]uint64{}
-	var key uint32
-	var vals []uint64
-	it := c.objs.IrqEntries.Iterate()
-	for it.Next(&key, &vals) {
-		out[key] = sum(vals)
-	}
-	if err := it.Err(); err != nil {
+	err := c.each(c.objs.IrqEntries, func(k uint32, v uint64) { out[k] = v })
+	if err != nil {
 		return nil, fmt.Errorf("reading the irq_entries map: %w", err)
 	}
 	return out, nil
+}
+
+// each calls fn with every key of the per-CPU map m and its value summed
+// over CPUs. It reads batchKeys keys per system call with
+// BPF_MAP_LOOKUP_BATCH (Linux 5.6+ for hash maps, 5.7+ for arrays);
+// where the kernel refuses it (EINVAL or ENOTSUPP: older kernels, or a
+// map type without batch operations) it falls back, for this and every
+// later read, to walking the keys one at a time (two system calls per
+// key).
+func (c *Counter) each(m *ebpf.Map, fn func(k uint32, v uint64)) error {
+	c.read.Lock()
+	defer c.read.Unlock()
+	if !c.noBatch {
+		err := c.batch(m, fn)
+		if err == nil || !batchUnsupported(err) {
+			return err
+		}
+		c.noBatch = true
+	}
+	var (
+		key  uint32
+		vals []uint64
+	)
+	it := m.Iterate()
+	for it.Next(&key, &vals) {
+		fn(key, sum(vals))
+	}
+	return it.Err()
+}
+
+// batch is each with batch lookups.
+func (c *Counter) batch(m *ebpf.Map, fn func(k uint32, v uint64)) error {
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, c.keys, c.vals, nil)
+		for i := range n {
+			fn(c.keys[i], sum(c.vals[i*c.cpus:(i+1)*c.cpus]))
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // the end of the map
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// enotsupp is the kernel's ENOTSUPP (524), which BPF commands return for
+// an operation a map type lacks; x/sys/unix does not name it.
+const enotsupp = syscall.Errno(524)
+
+// batchUnsupported reports whether err says the kernel lacks batch
+// lookups for the map.
+func batchUnsupported(err error) bool {
+	return errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) || errors.Is(err, enotsupp) || errors.Is(err, unix.EOPNOTSUPP)
 }
 
 // IRQCounts is IRQs keyed by the decimal IRQ number, the name of the
@@ -162,12 +226,13 @@ func (c *Counter) Dropped() (uint64, error) {
 // over CPUs, in SoftirqNames order.
 func (c *Counter) Softirqs() ([len(SoftirqNames)]uint64, error) {
 	var out [len(SoftirqNames)]uint64
-	var vals []uint64
-	for i := range out {
-		if err := c.objs.SoftirqEntries.Lookup(uint32(i), &vals); err != nil {
-			return out, fmt.Errorf("reading the softirq_entries map: %w", err)
+	err := c.each(c.objs.SoftirqEntries, func(k uint32, v uint64) {
+		if int(k) < len(out) {
+			out[k] = v
 		}
-		out[i] = sum(vals)
+	})
+	if err != nil {
+		return out, fmt.Errorf("reading the softirq_entries map: %w", err)
 	}
 	return out, nil
 }

@@ -283,3 +283,96 @@ func TestOwnCostMatchesBpftool(t *testing.T) {
 		t.Errorf("irqcount/programs/runs: %+v, %v", sum, err)
 	}
 }
+
+// TestBatchAndKeyByKeyAgree reads the maps with batch lookups, then key by
+// key (the fallback for kernels without BPF_MAP_LOOKUP_BATCH), then with
+// batches again: this kernel (6.18) supports them, both ways see the same
+// keys, and every count only grows from one read to the next.
+func TestBatchAndKeyByKeyAgree(t *testing.T) {
+	testutil.RequireBPF(t, ebpf.RawTracepoint)
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testutil.DiskIO(t)
+	read := func(noBatch bool) (map[uint32]uint64, [len(SoftirqNames)]uint64) {
+		t.Helper()
+		c.read.Lock()
+		c.noBatch = noBatch
+		c.read.Unlock()
+		irqs, err := c.IRQs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		soft, err := c.Softirqs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.read.Lock()
+		defer c.read.Unlock()
+		if !noBatch && c.noBatch {
+			t.Fatal("the kernel refused BPF_MAP_LOOKUP_BATCH; Linux 5.7+ supports it for these maps")
+		}
+		return irqs, soft
+	}
+	i1, s1 := read(false)
+	i2, s2 := read(true)
+	i3, s3 := read(false)
+	if len(i1) == 0 {
+		t.Fatal("no IRQ counted")
+	}
+	for k, v1 := range i1 {
+		v2, ok2 := i2[k]
+		v3, ok3 := i3[k]
+		if !ok2 || !ok3 || v1 > v2 || v2 > v3 {
+			t.Errorf("IRQ %d: batch %d, key by key %d (%v), batch %d (%v)", k, v1, v2, ok2, v3, ok3)
+		}
+	}
+	for k := range i2 {
+		if _, ok := i3[k]; !ok {
+			t.Errorf("IRQ %d read key by key but not by batch", k)
+		}
+	}
+	var total uint64
+	for i := range s1 {
+		total += s3[i]
+		if s1[i] > s2[i] || s2[i] > s3[i] {
+			t.Errorf("softirq %s: batch %d, key by key %d, batch %d", SoftirqNames[i], s1[i], s2[i], s3[i])
+		}
+	}
+	if total == 0 {
+		t.Error("no softirq counted")
+	}
+}
+
+// BenchmarkRead is one read of both maps as the irqcount and softirqcount
+// collectors do it, with batch lookups and key by key (the fallback).
+//
+//	go test -run '^$' -bench Read -benchmem ./internal/irqcount/
+func BenchmarkRead(b *testing.B) {
+	testutil.RequireBPF(b, ebpf.RawTracepoint)
+	c, err := Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for _, way := range []struct {
+		name    string
+		noBatch bool
+	}{{"batch", false}, {"keybykey", true}} {
+		b.Run(way.name, func(b *testing.B) {
+			for b.Loop() {
+				c.read.Lock()
+				c.noBatch = way.noBatch
+				c.read.Unlock()
+				if _, err := c.IRQCounts(); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.SoftirqCounts(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
