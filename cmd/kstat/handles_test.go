@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/kstat/kstat/internal/bufstat"
+	"github.com/kstat/kstat/internal/irqcount"
 	"github.com/kstat/kstat/internal/netout"
 	"github.com/kstat/kstat/internal/selfstat"
 	"github.com/kstat/kstat/internal/telemetry"
@@ -74,12 +75,14 @@ var daemonHandles = []struct {
 	{"internal/telemetry/sources.go", "ControlSnapshots", telemetry.Dir + "/" + telemetry.ControlSnapshots},
 
 	{"internal/bufstat/bufstat.go", "ControlName", bufstat.ControlName},
+
+	{"internal/irqcount/tree.go", "Dir", irqcount.Dir},
 }
 
 // TestTreeHandles starts a daemon with KSTAT and the tracer (tracing this
 // test's process) and finds, in its mount, the file or directory every
-// exported tree constant of netout, tracer, selfstat, telemetry and
-// bufstat names. A constant a producer stopped using fails here, and so
+// exported tree constant of netout, tracer, selfstat, telemetry, bufstat
+// and irqcount names. A constant a producer stopped using fails here, and so
 // does a constant the table above does not list.
 func TestTreeHandles(t *testing.T) {
 	testutil.RequireBPF(t, ebpf.RawTracepoint)

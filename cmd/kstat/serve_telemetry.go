@@ -212,7 +212,7 @@ func attachIRQCounts(ctx context.Context, d *daemon, reg *collector.Registry) {
 	}
 	// The programs' own cost, as the tracer's and netout's: in
 	// irqcount/programs/<program>/.
-	if r, err := c.AddValues(collector.Child(d.root, "irqcount")); err != nil {
+	if r, err := c.AddValues(collector.Child(d.root, irqcount.Dir)); err != nil {
 		d.log.Error("eBPF IRQ counters' own cost not added", "err", err)
 	} else {
 		if err := r.Refresh(); err != nil {
