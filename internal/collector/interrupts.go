@@ -1,13 +1,10 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"slices"
 	"sync"
 
 	"github.com/kstat/kstat/statsfs"
@@ -38,89 +35,213 @@ type Line struct {
 }
 
 // ParseInterrupts reads the text of /proc/interrupts, skipping or
-// keeping as Bad the lines it cannot read (see parseCPUTable).
+// keeping as Bad the lines it cannot read (see tableParser.parse).
 func ParseInterrupts(b []byte) (CPUTable, error) {
-	t, err := parseCPUTable(b)
-	if err != nil {
-		err = fmt.Errorf("interrupts: %w", err)
-	}
-	return t, err
+	var p tableParser
+	err := p.parseInterrupts(b)
+	return p.table(), err
 }
 
-// parseCPUTable reads the shared format of /proc/interrupts and
-// /proc/softirqs. A line takes at most one count per header column; what
+// tableParser reads the shared format of /proc/interrupts and
+// /proc/softirqs into storage it reuses from parse to parse, so that a
+// collector's reads make no garbage once the lines are known.
+type tableParser struct {
+	cpus   int
+	lines  []rawLine
+	counts []uint64 // every line's counts, one after the other
+	// seen finds repeated names: a name maps to the parse (gen) that
+	// last saw it; names are added once and forgotten when they
+	// outnumber a parse's lines.
+	seen map[string]*uint64
+	gen  uint64
+}
+
+// rawLine is one line of a parse; name and rest alias the parsed text.
+type rawLine struct {
+	name        []byte
+	first, ncnt int    // its counts are counts[first:first+ncnt]
+	total       uint64 // their sum
+	rest        []byte // what follows the counts: the description
+	bad         bool   // the name was read, the counts were not
+}
+
+// parseInterrupts is parse with its errors naming the file.
+func (p *tableParser) parseInterrupts(b []byte) error {
+	if err := p.parse(b); err != nil {
+		return fmt.Errorf("interrupts: %w", err)
+	}
+	return nil
+}
+
+// parse reads b. A line takes at most one count per header column; what
 // follows the counts is its description. A file without a header of CPU
 // columns is an error. A line without a name, or whose name repeats, is
-// skipped; a line with no counts or whose total overflows is kept as Bad;
+// skipped; a line with no counts or whose total overflows is kept as bad;
 // both are counted in the *Skipped it returns, and the other lines kept.
-func parseCPUTable(b []byte) (CPUTable, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	var t CPUTable
-	if !sc.Scan() {
-		if err := sc.Err(); err != nil {
-			return t, err
+func (p *tableParser) parse(b []byte) error {
+	if p.seen == nil || len(p.seen) > 2*len(p.lines)+64 {
+		p.seen = map[string]*uint64{}
+	}
+	p.cpus, p.lines, p.counts = 0, p.lines[:0], p.counts[:0]
+	p.gen++
+	header, b := NextLine(b)
+	if len(header) == 0 && len(b) == 0 {
+		return fmt.Errorf("%w: empty file", ErrMalformed)
+	}
+	cpus := 0
+	for f, rest := nextBlankField(header); len(f) > 0; f, rest = nextBlankField(rest) {
+		if !bytes.HasPrefix(f, []byte("CPU")) {
+			return fmt.Errorf("%w: header: %q is not a CPU column", ErrMalformed, f)
 		}
-		return t, fmt.Errorf("%w: empty file", ErrMalformed)
+		cpus++
 	}
-	for _, f := range strings.Fields(sc.Text()) {
-		if !strings.HasPrefix(f, "CPU") {
-			return CPUTable{}, fmt.Errorf("%w: header: %q is not a CPU column", ErrMalformed, f)
-		}
-		t.CPUs++
+	if cpus == 0 {
+		return fmt.Errorf("%w: header has no CPU columns", ErrMalformed)
 	}
-	if t.CPUs == 0 {
-		return CPUTable{}, fmt.Errorf("%w: header has no CPU columns", ErrMalformed)
-	}
-	seen := map[string]bool{}
+	p.cpus = cpus
 	var sk *Skipped
-	for n := 2; sc.Scan(); n++ {
-		text := sc.Text()
-		if strings.TrimSpace(text) == "" {
+	for n := 2; len(b) > 0; n++ {
+		var text []byte
+		text, b = NextLine(b)
+		if len(trimSpaces(text)) == 0 {
 			continue
 		}
-		name, rest, ok := strings.Cut(text, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.ContainsAny(name, " \t/\x00") || name == "." || name == ".." || len(name) > statsfs.MaxNameLen {
+		colon := bytes.IndexByte(text, ':')
+		var name []byte
+		if colon >= 0 {
+			name = trimSpaces(text[:colon])
+		}
+		if colon < 0 || !lineName(name) {
 			skip(&sk, fmt.Errorf("%w: line %d: no name before a colon", ErrMalformed, n))
 			continue
 		}
-		if seen[name] {
+		if g := p.seen[string(name)]; g == nil {
+			g = new(uint64)
+			*g = p.gen
+			p.seen[string(name)] = g
+		} else if *g == p.gen {
 			skip(&sk, fmt.Errorf("%w: line %d: %s appears twice", ErrMalformed, n, name))
 			continue
-		}
-		seen[name] = true
-		l := Line{Name: name}
-		f := strings.Fields(rest)
-		for len(f) > 0 && len(l.PerCPU) < t.CPUs {
-			v, err := strconv.ParseUint(f[0], 10, 64)
-			if err != nil {
-				break
-			}
-			if l.Total+v < l.Total {
-				skip(&sk, fmt.Errorf("%w: line %d: %s: total overflows 64 bits", ErrMalformed, n, name))
-				l.Bad = true
-				break
-			}
-			l.PerCPU = append(l.PerCPU, v)
-			l.Total += v
-			f = f[1:]
-		}
-		if !l.Bad && len(l.PerCPU) == 0 {
-			skip(&sk, fmt.Errorf("%w: line %d: %s has no counts", ErrMalformed, n, name))
-			l.Bad = true
-		}
-		if l.Bad {
-			l.PerCPU, l.Total = nil, 0
 		} else {
-			l.Desc = strings.Join(f, " ")
+			*g = p.gen
 		}
-		t.Lines = append(t.Lines, l)
+		l := rawLine{name: name, first: len(p.counts)}
+		rest := text[colon+1:]
+		for l.ncnt < p.cpus {
+			f, after := nextBlankField(rest)
+			v, ok := ParseUint(f)
+			if !ok {
+				break
+			}
+			if l.total+v < l.total {
+				skip(&sk, fmt.Errorf("%w: line %d: %s: total overflows 64 bits", ErrMalformed, n, name))
+				l.bad = true
+				break
+			}
+			p.counts = append(p.counts, v)
+			l.ncnt++
+			l.total += v
+			rest = after
+		}
+		if !l.bad && l.ncnt == 0 {
+			skip(&sk, fmt.Errorf("%w: line %d: %s has no counts", ErrMalformed, n, name))
+			l.bad = true
+		}
+		if l.bad {
+			p.counts = p.counts[:l.first]
+			l.ncnt, l.total = 0, 0
+		} else {
+			l.rest = rest
+		}
+		p.lines = append(p.lines, l)
 	}
-	if err := sc.Err(); err != nil {
-		return CPUTable{}, err
+	return partial(sk)
+}
+
+// lineName reports whether a line's name can name its directory.
+func lineName(name []byte) bool {
+	return len(name) > 0 && len(name) <= statsfs.MaxNameLen && string(name) != "." && string(name) != ".." &&
+		!bytes.ContainsAny(name, " \t/\x00")
+}
+
+// table returns the parse as a CPUTable of its own.
+func (p *tableParser) table() CPUTable {
+	t := CPUTable{CPUs: p.cpus}
+	if len(p.lines) == 0 {
+		return t
 	}
-	return t, partial(sk)
+	t.Lines = make([]Line, len(p.lines))
+	for i, l := range p.lines {
+		t.Lines[i] = Line{Name: string(l.name), Total: l.total, Bad: l.bad}
+		if !l.bad {
+			t.Lines[i].PerCPU = slices.Clone(p.counts[l.first : l.first+l.ncnt : l.first+l.ncnt])
+			t.Lines[i].Desc = string(appendDesc(nil, l.rest))
+		}
+	}
+	return t
+}
+
+// appendDesc appends the fields of rest, one blank between them.
+func appendDesc(dst, rest []byte) []byte {
+	for f, r := nextBlankField(rest); len(f) > 0; f, r = nextBlankField(r) {
+		if len(dst) > 0 {
+			dst = append(dst, ' ')
+		}
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
+// descIs reports whether appendDesc(nil, rest) would be desc, without
+// making it.
+func descIs(rest []byte, desc string) bool {
+	for f, r := nextBlankField(rest); len(f) > 0; f, r = nextBlankField(r) {
+		if len(desc) < len(f) || desc[:len(f)] != string(f) {
+			return false
+		}
+		desc = desc[len(f):]
+		if len(desc) > 0 {
+			if desc[0] != ' ' {
+				return false
+			}
+			desc = desc[1:]
+			if len(desc) == 0 {
+				return false // a trailing blank appendDesc never writes
+			}
+		}
+	}
+	return len(desc) == 0
+}
+
+// isBlank reports whether c separates fields: an ASCII space, tab, CR,
+// vertical tab or form feed (what strings.Fields splits ASCII text at,
+// less the newline that ends the line).
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// nextBlankField is NextField splitting at every isBlank byte.
+func nextBlankField(b []byte) (field, rest []byte) {
+	i := 0
+	for i < len(b) && isBlank(b[i]) {
+		i++
+	}
+	j := i
+	for j < len(b) && !isBlank(b[j]) {
+		j++
+	}
+	return b[i:j], b[j:]
+}
+
+// trimSpaces drops leading and trailing isBlank bytes.
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && isBlank(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isBlank(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // lineTable is the /proc values of one line: its count since boot and its
@@ -154,6 +275,7 @@ type Lines struct {
 
 	mu     sync.Mutex
 	lines  map[string]*lineSource
+	pass   uint64 // updates so far
 	events *eventFeed
 	covers func(line string) bool // which lines events counts
 }
@@ -163,6 +285,10 @@ type lineSource struct {
 	counts *statsfs.Counters
 	desc   atomicString
 	event  *statsfs.Counters
+	// descText is desc's text, for update (which holds Lines.mu); pass
+	// the last update that saw the line.
+	descText string
+	pass     uint64
 }
 
 // atomicString is a string readers may load while the collector stores.
@@ -195,21 +321,22 @@ type eventFeed struct {
 // irq=<line>, with its count and description, and a count sum in parent.
 // It reads the file once now; a failed read is in Status.
 func newInterrupts(p Paths, parent *statsfs.Source) (*Lines, error) {
-	return newLines(NameInterrupts, filepath.Join(p.Proc, "interrupts"), "irq", irqTable, true, ParseInterrupts, parent)
+	return newLines(NameInterrupts, filepath.Join(p.Proc, "interrupts"), "irq", irqTable, true, (*tableParser).parseInterrupts, parent)
 }
 
 func newLines(name, path, label string, table *statsfs.Table, desc bool,
-	parse func([]byte) (CPUTable, error), parent *statsfs.Source) (*Lines, error) {
+	parse func(*tableParser, []byte) error, parent *statsfs.Source) (*Lines, error) {
 	l := &Lines{parent: parent, label: label, table: table, desc: desc, lines: map[string]*lineSource{}}
-	var buf []byte // reused by each read
+	var buf []byte // reused by each read, as is the parser
+	var p tableParser
 	l.Refresher = NewRefresher(name, func() error {
 		var err error
 		if buf, err = ReadFile(path, buf); err != nil {
 			return err
 		}
-		t, err := parse(buf)
-		if sk := (*Skipped)(nil); err == nil || errors.As(err, &sk) {
-			l.update(t)
+		err = parse(&p, buf)
+		if _, ok := skippedOnly(err); err == nil || ok {
+			l.update(&p)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -225,25 +352,29 @@ func newLines(name, path, label string, table *statsfs.Table, desc bool,
 }
 
 // update stores a parse: new lines get a source, gone ones are removed.
-func (l *Lines) update(t CPUTable) {
+// A line's description is made anew only when its text changed.
+func (l *Lines) update(p *tableParser) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := make(map[string]bool, len(t.Lines))
-	for _, line := range t.Lines {
-		now[line.Name] = true
-		ls := l.lines[line.Name]
+	l.pass++
+	for _, line := range p.lines {
+		ls := l.lines[string(line.name)]
 		if ls == nil {
-			ls = l.addLine(line.Name)
+			ls = l.addLine(string(line.name))
 		}
-		if line.Bad {
+		ls.pass = l.pass
+		if line.bad {
 			ls.counts.SetAbsent(0)
 		} else {
-			ls.counts.Store(0, line.Total)
+			ls.counts.Store(0, line.total)
 		}
-		ls.desc.Store(line.Desc)
+		if !descIs(line.rest, ls.descText) {
+			ls.descText = string(appendDesc(nil, line.rest))
+			ls.desc.Store(ls.descText)
+		}
 	}
 	for name, ls := range l.lines {
-		if !now[name] {
+		if ls.pass != l.pass {
 			l.parent.RemoveSubordinate(ls.src)
 			ls.src.Revoke()
 			delete(l.lines, name)

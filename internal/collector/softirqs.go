@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -16,30 +15,37 @@ func init() {
 
 // ParseSoftirqs reads the text of /proc/softirqs: a header of CPU columns,
 // then one line per softirq vector (HI, TIMER, NET_TX, ...), in vector
-// order. Lines are skipped or kept as Bad as parseCPUTable says; a line
-// with text after its counts is kept as Bad too.
+// order. Lines are skipped or kept as Bad as tableParser.parse says; a
+// line with text after its counts is kept as Bad too.
 func ParseSoftirqs(b []byte) (CPUTable, error) {
-	t, err := parseCPUTable(b)
-	var sk *Skipped
-	if err != nil && !errors.As(err, &sk) {
-		return CPUTable{}, fmt.Errorf("softirqs: %w", err)
+	var p tableParser
+	err := p.parseSoftirqs(b)
+	return p.table(), err
+}
+
+// parseSoftirqs is ParseSoftirqs into p.
+func (p *tableParser) parseSoftirqs(b []byte) error {
+	err := p.parse(b)
+	sk, _ := err.(*Skipped) // parse's errors are a *Skipped or fatal
+	if err != nil && sk == nil {
+		return fmt.Errorf("softirqs: %w", err)
 	}
-	for i := range t.Lines {
-		l := &t.Lines[i]
-		if l.Desc != "" {
-			skip(&sk, fmt.Errorf("%w: softirqs: %s: %q after the counts", ErrMalformed, l.Name, l.Desc))
-			*l = Line{Name: l.Name, Bad: true}
+	for i := range p.lines {
+		l := &p.lines[i]
+		if len(trimSpaces(l.rest)) > 0 {
+			skip(&sk, fmt.Errorf("%w: softirqs: %s: %q after the counts", ErrMalformed, l.name, appendDesc(nil, l.rest)))
+			*l = rawLine{name: l.name, first: l.first, bad: true}
 		}
 	}
 	if sk != nil {
-		return t, fmt.Errorf("softirqs: %w", sk)
+		return fmt.Errorf("softirqs: %w", sk)
 	}
-	return t, nil
+	return nil
 }
 
 // newSoftirqs adds the "softirqs" collector under parent (normally
 // softirq/): a source softirq/<vector>/ per line of p.Proc/softirqs,
 // labelled vector=<name>, with its count, and a count sum in parent.
 func newSoftirqs(p Paths, parent *statsfs.Source) (*Lines, error) {
-	return newLines(NameSoftirqs, filepath.Join(p.Proc, "softirqs"), "vector", softirqTable, false, ParseSoftirqs, parent)
+	return newLines(NameSoftirqs, filepath.Join(p.Proc, "softirqs"), "vector", softirqTable, false, (*tableParser).parseSoftirqs, parent)
 }

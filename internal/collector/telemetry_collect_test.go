@@ -123,13 +123,24 @@ func TestLinesAppearAndGo(t *testing.T) {
 	if _, err := irq.Find("LOC").GetByName("bpf_entries"); err == nil {
 		t.Error("LOC, which the events do not cover, has bpf_entries")
 	}
-	write("  CPU0 CPU1\n 1: 5 2 chip a\n 99: 1 1 chip b\n")
+	desc := func(line string) string {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.lines[line].desc.Load()
+	}
+	if got := desc("1"); got != "chip a" {
+		t.Errorf("1's description %q", got)
+	}
+	write("  CPU0 CPU1\n 1: 5 2 chip\t  a2 \n 99: 1 1 chip b\n")
 	time.Sleep(2 * MaxAge)
 	if err := l.Refresh(); err != nil {
 		t.Fatal(err)
 	}
 	if got := names(); got != "1 99" {
 		t.Fatalf("after the change, lines %q, want 1 99", got)
+	}
+	if got, got99 := desc("1"), desc("99"); got != "chip a2" || got99 != "chip b" {
+		t.Errorf("descriptions after the change: 1 %q, 99 %q", got, got99)
 	}
 	if got := get(t, irq, "99", "count").Uint64(); got != 2 {
 		t.Errorf("99/count %d", got)

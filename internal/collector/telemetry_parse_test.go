@@ -2,12 +2,14 @@ package collector
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/kstat/kstat/internal/testutil"
+	"github.com/kstat/kstat/statsfs"
 )
 
 func telemetryFixture(t *testing.T, parts ...string) []byte {
@@ -278,7 +280,74 @@ func FuzzParseInterrupts(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tab, err := ParseInterrupts(b)
 		fuzzCPUTable(t, tab, err)
+		// A parser reused after another file reads the same, and each
+		// line's description is what descIs recognises.
+		var p tableParser
+		_ = p.parseInterrupts([]byte("CPU0 CPU1 CPU2\n 1: 1 2 3 a b\n 24: 1 0 IO-APIC 5-edge\nERR: 0\nx: 1\n"))
+		err2 := p.parseInterrupts(b)
+		if again := p.table(); fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(again, tab) {
+			t.Fatalf("a reused parser read %+v, %v; a new one %+v, %v", again, err2, tab, err)
+		}
+		for i, l := range p.lines {
+			if !descIs(l.rest, tab.Lines[i].Desc) || (tab.Lines[i].Desc != "" && descIs(l.rest, tab.Lines[i].Desc+" ")) {
+				t.Fatalf("line %s: descIs(%q) does not match %q alone", l.name, l.rest, tab.Lines[i].Desc)
+			}
+		}
 	})
+}
+
+// TestDescIs: descIs recognises exactly appendDesc's text.
+func TestDescIs(t *testing.T) {
+	for _, c := range []struct {
+		rest, desc string
+		want       bool
+	}{
+		{"", "", true},
+		{"  \t ", "", true},
+		{" a  b\tc ", "a b c", true},
+		{" a  b", "a b c", false},
+		{" a b c", "a b", false},
+		{"a b", "a b ", false},
+		{"a b", "ab", false},
+		{"ab", "a b", false},
+		{"a", "", false},
+		{"", "a", false},
+	} {
+		if got := descIs([]byte(c.rest), c.desc); got != c.want {
+			t.Errorf("descIs(%q, %q) = %v, want %v", c.rest, c.desc, got, c.want)
+		}
+		if got := string(appendDesc(nil, []byte(c.rest))) == c.desc; got != c.want {
+			t.Errorf("appendDesc(%q) == %q is %v, want %v", c.rest, c.desc, got, c.want)
+		}
+	}
+}
+
+// TestLinesReadWithoutGarbage: once the lines are known, a read of
+// /proc/interrupts or /proc/softirqs (parse and store) allocates nothing.
+func TestLinesReadWithoutGarbage(t *testing.T) {
+	for _, file := range []string{"interrupts", "softirqs"} {
+		parse := (*tableParser).parseInterrupts
+		if file == "softirqs" {
+			parse = (*tableParser).parseSoftirqs
+		}
+		l := &Lines{parent: statsfs.NewSource("irq"), label: "irq", table: irqTable, desc: file == "interrupts", lines: map[string]*lineSource{}}
+		l.Refresher = NewRefresher(file, func() error { return nil })
+		text := telemetryFixture(t, "proc", file)
+		var p tableParser
+		if err := parse(&p, text); err != nil {
+			t.Fatal(err)
+		}
+		l.update(&p)
+		if n := testing.AllocsPerRun(20, func() {
+			_ = parse(&p, text)
+			l.update(&p)
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per read", file, n)
+		}
+		if len(l.lines) < 10 {
+			t.Errorf("%s: only %d lines", file, len(l.lines))
+		}
+	}
 }
 
 func FuzzParseSoftirqs(f *testing.F) {
