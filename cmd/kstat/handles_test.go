@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/kstat/kstat/internal/bufstat"
+	"github.com/kstat/kstat/internal/collector"
 	"github.com/kstat/kstat/internal/irqcount"
 	"github.com/kstat/kstat/internal/netout"
 	"github.com/kstat/kstat/internal/selfstat"
@@ -171,7 +172,9 @@ var treeLookups = map[string][]int{
 // TestViewsNameNoTreePaths checks that the views pass no string literal to
 // a tree look-up: paths and value names come from the producers' exported
 // constants, so a rename does not compile instead of failing at run time.
-// Only "/", which joins a constant to an instance's name, may appear.
+// Only "/", which joins a constant to an instance's name, may appear. Nor
+// may a view hold a literal that reads as a path below a top-level
+// directory ("net/dev"), wherever it is (a list of paths, say).
 func TestViewsNameNoTreePaths(t *testing.T) {
 	files := slices.Clone(viewFiles)
 	for _, dir := range viewDirs {
@@ -191,7 +194,16 @@ func TestViewsNameNoTreePaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		imports := map[*ast.BasicLit]bool{}
+		for _, imp := range f.Imports {
+			imports[imp.Path] = true
+		}
 		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && !imports[lit] {
+				if v, err := strconv.Unquote(lit.Value); err == nil && treePathLike(v) {
+					t.Errorf("%s: the literal %s is a tree path: use the producer's constant", fset.Position(lit.Pos()), lit.Value)
+				}
+			}
 			call, ok := n.(*ast.CallExpr)
 			if !ok {
 				return true
@@ -221,4 +233,20 @@ func TestViewsNameNoTreePaths(t *testing.T) {
 			return true
 		})
 	}
+}
+
+// treePathLike reports whether v reads as a path below one of the tree's
+// top-level directories: "net/dev", not "net/" (a prefix the dashboard's
+// series keys start with).
+func treePathLike(v string) bool {
+	top, rest, ok := strings.Cut(v, "/")
+	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+		return false
+	}
+	switch top {
+	case collector.DirSystem, collector.DirMemory, collector.DirBlock, collector.DirMM, collector.DirNet,
+		collector.DirIRQ, collector.DirSoftirq, netout.Dir, tracer.Dir, selfstat.Dir, telemetry.Dir, irqcount.Dir:
+		return true
+	}
+	return false
 }
