@@ -281,13 +281,22 @@ func (s *Source) Lookup(t *Table, i int) (ValueRef, error) {
 // LookupName finds the first value called name in s itself, newest group
 // first and in table order within a group.
 func (s *Source) LookupName(name string) (ValueRef, error) {
+	if v, ok := s.FindValue(name); ok {
+		return v, nil
+	}
+	return ValueRef{}, fmt.Errorf("%w: %q in source %q", ErrNotFound, name, s.name)
+}
+
+// FindValue is LookupName for views that look up values every pass: it
+// reports a missing value with false, without making an error.
+func (s *Source) FindValue(name string) (ValueRef, bool) {
 	gs := load(&s.groups)
 	for j := len(gs) - 1; j >= 0; j-- {
 		if i := gs[j].table.Index(name); i >= 0 {
-			return ValueRef{src: s, g: gs[j], index: i}, nil
+			return ValueRef{src: s, g: gs[j], index: i}, true
 		}
 	}
-	return ValueRef{}, fmt.Errorf("%w: %q in source %q", ErrNotFound, name, s.name)
+	return ValueRef{}, false
 }
 
 // Get reads value i of table t in s, as Lookup finds it.

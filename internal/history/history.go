@@ -102,10 +102,14 @@ type Recorder struct {
 	// readMu serialises Record; the tree is read without mu, so that
 	// viewers do not wait for a slow reading.
 	readMu sync.Mutex
-	prev   map[string]reading // the counters of the last sample, for rates
-	spare  map[string]reading // the map before prev, reused for the next sample
-	prevT  int64              // the last sample's time
-	names  map[string]string  // this sample's legends, reused
+	prev   map[string]reading   // the counters of the last sample, for rates
+	spare  map[string]reading   // the map before prev, reused for the next sample
+	prevT  int64                // the last sample's time
+	names  map[string]string    // this sample's legends, reused
+	pass   statsfs.Pass         // Record's
+	keys   map[keyRef]*keyEntry // series keys and legends of the sources read, kept while they are
+	gen    uint64               // samples taken, to drop keys of sources gone
+	lastN  int                  // values in the last sample
 
 	mu      sync.Mutex
 	samples []Sample          // oldest first, within the window
@@ -150,7 +154,11 @@ func (r *Recorder) Run(ctx context.Context) {
 // Join makes c take a sample at once and then every step, in the passes
 // it shares with its other jobs.
 func (r *Recorder) Join(c *tick.Clock) {
-	c.Job(Paths, func(now time.Time, p *statsfs.Pass) { r.record(now, p) }).Start(r.opts.Step, 0)
+	c.Job(Paths, func(now time.Time, p *statsfs.Pass) {
+		r.readMu.Lock()
+		defer r.readMu.Unlock()
+		r.record(now, p)
+	}).Start(r.opts.Step, 0)
 }
 
 // Close ends every subscription (closing its channel).
@@ -167,34 +175,39 @@ func (r *Recorder) Close() {
 // the window, and sends the update to every subscriber. A subscriber too
 // slow to take it is dropped (its channel closed), so it can start over.
 func (r *Recorder) Record(now time.Time) Update {
-	var p statsfs.Pass
+	r.readMu.Lock()
 	var roots []*statsfs.Source
 	for _, path := range Paths {
 		if s := r.root.FindVisible(path); s != nil {
 			roots = append(roots, s)
 		}
 	}
-	p.Take(roots...)
-	return r.record(now, &p)
+	r.pass.Take(roots...)
+	defer r.readMu.Unlock()
+	return r.record(now, &r.pass)
 }
 
-// record is Record from a pass that read Paths.
+// record is Record from a pass that read Paths. Callers hold r.readMu.
 func (r *Recorder) record(now time.Time, p *statsfs.Pass) Update {
-	r.readMu.Lock()
-	defer r.readMu.Unlock()
 	t := now.UnixMilli()
 	if r.spare == nil {
-		r.spare, r.names = map[string]reading{}, map[string]string{}
+		r.spare, r.names, r.keys = map[string]reading{}, map[string]string{}, map[keyRef]*keyEntry{}
 	}
 	clear(r.spare)
 	clear(r.names)
+	r.gen++
 	s := sampler{root: r.root, pass: p, top: r.opts.Top, prev: r.prev, dt: float64(t-r.prevT) / 1000,
-		vals: map[string]float64{}, cur: r.spare, labels: r.names}
+		vals: make(map[string]float64, r.lastN), cur: r.spare, labels: r.names, keys: r.keys, gen: r.gen}
 	if r.prev == nil || s.dt <= 0 {
 		s.dt = 0 // no rates: the first sample, or the clock went back
 	}
 	s.read()
-	r.spare, r.prev, r.prevT = r.prev, s.cur, t
+	r.spare, r.prev, r.prevT, r.lastN = r.prev, s.cur, t, len(s.vals)
+	for k, e := range r.keys {
+		if e.gen != r.gen {
+			delete(r.keys, k)
+		}
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -264,8 +277,47 @@ type sampler struct {
 	vals   map[string]float64 // the sample
 	cur    map[string]reading // this sample's counters
 	labels map[string]string  // legends of keys
+	keys   map[keyRef]*keyEntry
+	gen    uint64
 	procs  []Proc
 	traced int
+}
+
+// keyRef is a value of a source, or the source itself (name "").
+type keyRef struct {
+	src  *statsfs.Source
+	name string
+}
+
+// keyEntry is the series key of a keyRef, made once, and its legend.
+type keyEntry struct {
+	key   string
+	gen   uint64 // the last sample that used it
+	label string // the legend, made from text
+	text  string
+}
+
+// key is prefix + src's name (+ "/" + name), made once while src stays.
+func (s *sampler) key(prefix string, src *statsfs.Source, name string) *keyEntry {
+	e := s.keys[keyRef{src, name}]
+	if e == nil {
+		k := prefix + src.Name()
+		if name != "" {
+			k += "/" + name
+		}
+		e = &keyEntry{key: k}
+		s.keys[keyRef{src, name}] = e
+	}
+	e.gen = s.gen
+	return e
+}
+
+// labelOf records e's legend, made by join(text) when text changed.
+func (s *sampler) labelOf(e *keyEntry, text string, join func(string) string) {
+	if e.label == "" || e.text != text {
+		e.text, e.label = text, join(text)
+	}
+	s.labels[e.key] = e.label
 }
 
 // find follows path from the root; nil when a source on the way is
@@ -278,8 +330,8 @@ func (s *sampler) get(src *statsfs.Source, name string) (reading, bool) {
 	if src == nil {
 		return reading{}, false
 	}
-	ref, err := src.LookupName(name)
-	if err != nil || ref.Hidden() {
+	ref, ok := src.FindValue(name)
+	if !ok || ref.Hidden() {
 		return reading{}, false
 	}
 	r := s.pass.Read(ref)
@@ -355,7 +407,7 @@ func (s *sampler) read() {
 	}
 	for _, dev := range children(s.find(collector.DirNetDev)) {
 		for _, f := range []string{collector.NetdevRxBytes, collector.NetdevTxBytes, collector.NetdevRxPackets, collector.NetdevTxPackets} {
-			key := "net/" + dev.Name() + "/" + f
+			key := s.key("net/", dev, f).key
 			s.counter(key, dev, f)
 			s.label(key, dev.Name())
 		}
@@ -364,23 +416,26 @@ func (s *sampler) read() {
 		for _, ref := range fam.Values() {
 			name := ref.Value().Name
 			if proto, ok := strings.CutSuffix(name, "_packets"); ok {
-				key := "kstat/" + fam.Name() + "/" + name
-				s.counter(key, fam, name)
-				s.label(key, fam.Name()+" "+proto)
+				e := s.key("kstat/", fam, name)
+				s.counter(e.key, fam, name)
+				s.labelOf(e, proto, func(proto string) string { return fam.Name() + " " + proto })
 			}
 		}
 	}
 	for _, kind := range []string{collector.DirIRQ, collector.DirSoftirq} {
 		for _, line := range children(s.find(kind)) {
-			key := kind + "/" + line.Name()
-			s.counter(key, line, collector.LineCount)
-			label := line.Name()
-			if ref, err := line.LookupName(collector.LineDescription); err == nil {
-				if d := strings.TrimSpace(ref.Value().Text(s.pass.Read(ref))); d != "" {
-					label += " " + d
-				}
+			e := s.key(kind+"/", line, "")
+			s.counter(e.key, line, collector.LineCount)
+			d := ""
+			if ref, ok := line.FindValue(collector.LineDescription); ok {
+				d = strings.TrimSpace(ref.Value().Text(s.pass.Read(ref)))
 			}
-			s.label(key, label)
+			s.labelOf(e, d, func(d string) string {
+				if d == "" {
+					return line.Name()
+				}
+				return line.Name() + " " + d
+			})
 		}
 	}
 	s.tracer()
@@ -415,28 +470,14 @@ func (s *sampler) tracer() {
 	for _, p := range children(tr) {
 		s.traced++
 		pid := p.Name()
-		rate := func(name string) (float64, bool) {
-			key := "tracer/" + pid + "/" + name
-			if _, seen := s.prev[key]; !seen && traced && s.dt > 0 {
-				if v, ok := s.get(p, name); ok {
-					s.cur[key] = v
-					r, ok := perSecond(v, reading{Type: v.Type}, s.dt)
-					return r, ok
-				}
-				return 0, false
-			}
-			r, ok := s.counter(key, p, name)
-			delete(s.vals, key) // only the chosen processes' series are kept
-			return r, ok
-		}
-		alloc, ok := rate(tracer.ValueAllocatedBytes)
+		alloc, ok := s.procRate(p, tracer.ValueAllocatedBytes, traced)
 		pr := Proc{PID: pid, AllocatedBytes: alloc}
-		pr.FreedBytes, _ = rate(tracer.ValueFreedBytes)
-		pr.KmallocCalls, _ = rate(tracer.ValueKmallocCalls)
-		pr.Forks, _ = rate(tracer.ValueForks)
-		pr.Execs, _ = rate(tracer.ValueExecs)
-		pr.LockContentions, _ = rate(tracer.ValueLockContentions)
-		pr.LockWaitSeconds, _ = rate(tracer.ValueLockWaitSeconds)
+		pr.FreedBytes, _ = s.procRate(p, tracer.ValueFreedBytes, traced)
+		pr.KmallocCalls, _ = s.procRate(p, tracer.ValueKmallocCalls, traced)
+		pr.Forks, _ = s.procRate(p, tracer.ValueForks, traced)
+		pr.Execs, _ = s.procRate(p, tracer.ValueExecs, traced)
+		pr.LockContentions, _ = s.procRate(p, tracer.ValueLockContentions, traced)
+		pr.LockWaitSeconds, _ = s.procRate(p, tracer.ValueLockWaitSeconds, traced)
 		if v, ok := s.get(p, tracer.ValueOutstandingBytes); ok && finite(v.Float64()) {
 			pr.OutstandingBytes = v.Float64()
 		}
@@ -462,6 +503,23 @@ func (s *sampler) tracer() {
 		s.label(key, p.Comm+" ("+p.PID+")")
 	}
 	s.procs = procs
+}
+
+// procRate is the rate of value name of the process p since the last
+// sample; traced tells whether the tracer ran then, so that a process it
+// did not show counted from zero since.
+func (s *sampler) procRate(p *statsfs.Source, name string, traced bool) (float64, bool) {
+	key := s.key("tracer/", p, name).key
+	if _, seen := s.prev[key]; !seen && traced && s.dt > 0 {
+		if v, ok := s.get(p, name); ok {
+			s.cur[key] = v
+			return perSecond(v, reading{Type: v.Type}, s.dt)
+		}
+		return 0, false
+	}
+	r, ok := s.counter(key, p, name)
+	delete(s.vals, key) // only the chosen processes' series are kept
+	return r, ok
 }
 
 // comparePIDs orders decimal pids by number.
