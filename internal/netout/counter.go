@@ -204,15 +204,8 @@ func (c *Counter) CgroupsDropped() (uint64, error) {
 	if !c.cgroups {
 		return 0, ErrNoCgroups
 	}
-	var per []uint64
-	if err := c.objs.NetoutCgroupsDropped.Lookup(uint32(0), &per); err != nil {
-		return 0, fmt.Errorf("reading netout dropped cgroup count: %w", err)
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
-	}
-	return n, nil
+	_, d, err := c.ReadAll()
+	return d, err
 }
 
 // loadError explains a failed program load.
@@ -365,12 +358,19 @@ func (c *Counter) lookup() ([]bpfnetout.NetoutPercpuCounts, error) {
 
 // Read sums the per-CPU counts of every slot.
 func (c *Counter) Read() (Totals, error) {
+	t, _, err := c.ReadAll()
+	return t, err
+}
+
+// ReadAll is Read and CgroupsDropped (0 without the per-cgroup count)
+// from one read of the map.
+func (c *Counter) ReadAll() (t Totals, cgroupsDropped uint64, err error) {
 	per, err := c.lookup()
 	if err != nil {
-		return Totals{}, err
+		return Totals{}, 0, err
 	}
-	var t Totals
 	for i := range per {
+		cgroupsDropped += per[i].CgroupsDropped
 		for f := Family(0); f < Families; f++ {
 			for p := Proto(0); p < Protos; p++ {
 				v := per[i].Slots[int(f)*int(Protos)+int(p)]
@@ -379,7 +379,7 @@ func (c *Counter) Read() (Totals, error) {
 			}
 		}
 	}
-	return t, nil
+	return t, cgroupsDropped, nil
 }
 
 // Close detaches the program and unloads it and its map.

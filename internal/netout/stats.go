@@ -58,17 +58,11 @@ func (s *Service) AddValues(src *statsfs.Source) error {
 	}
 	drops := statsfs.NewCounters(dropTable)
 	s.refresh = collector.NewRefresher("kstat", func() error {
-		t, err := s.Totals()
+		t, d, err := s.c.ReadAll()
 		if err != nil {
 			return err
 		}
-		if s.c.CountsCgroups() {
-			d, err := s.c.CgroupsDropped()
-			if err != nil {
-				return err
-			}
-			drops.Store(0, d)
-		}
+		drops.Store(0, d)
 		st, err := bpf.Stats(map[string]*ebpf.Program{"netout": s.c.Program()})
 		if err != nil {
 			return err

@@ -60,6 +60,9 @@ struct cgroup_slot {
 // cache lines per packet, and one read for user space.
 struct percpu_counts {
 	struct counts slots[FAMILIES * PROTOS];
+	// Packets of a cgroup that found its cache slot taken and the hash
+	// map full: counted in slots but not per cgroup.
+	__u64 cgroups_dropped;
 	struct cgroup_slot cgroups[CGROUP_SLOTS];
 };
 
@@ -81,20 +84,13 @@ struct cgroup_counts {
 // sent them (the cgroup directory's inode number). Key 0 holds packets
 // without a full socket: forwarded, or sent for a time-wait or request
 // socket (the kernel's own replies). Bounded: a packet of a new cgroup
-// when the map is full is counted in netout_cgroups_dropped.
+// when the map is full is counted in percpu_counts.cgroups_dropped.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024); // set by the loader
 	__type(key, __u64);
 	__type(value, struct cgroup_counts);
 } netout_cgroups SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} netout_cgroups_dropped SEC(".maps");
 
 extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
 			       struct bpf_dynptr *ptr__uninit) __ksym;
@@ -153,17 +149,14 @@ static __always_inline __u8 ipv6_transport(const struct bpf_dynptr *p)
 
 // count_cgroup_hash adds the packet to the cgroup id's tally in
 // netout_cgroups.
-static __always_inline void count_cgroup_hash(__u64 id, __u32 len)
+static __always_inline void count_cgroup_hash(struct percpu_counts *pc, __u64 id, __u32 len)
 {
 	struct cgroup_counts *c = bpf_map_lookup_elem(&netout_cgroups, &id);
 	if (!c) {
 		struct cgroup_counts z = {};
 		long err = bpf_map_update_elem(&netout_cgroups, &id, &z, BPF_NOEXIST);
 		if (err != 0 && err != -17) { // -EEXIST: made meanwhile
-			__u32 zero = 0;
-			__u64 *d = bpf_map_lookup_elem(&netout_cgroups_dropped, &zero);
-			if (d)
-				*d += 1;
+			pc->cgroups_dropped++;
 			return;
 		}
 		c = bpf_map_lookup_elem(&netout_cgroups, &id);
@@ -190,7 +183,7 @@ static __always_inline void count_cgroup(struct percpu_counts *pc, __u64 id, __u
 		s->bytes += len;
 		return;
 	}
-	count_cgroup_hash(id, len);
+	count_cgroup_hash(pc, id, len);
 }
 
 SEC("netfilter")

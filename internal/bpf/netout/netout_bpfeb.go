@@ -26,7 +26,8 @@ type NetoutPercpuCounts struct {
 		Packets uint64
 		Bytes   uint64
 	}
-	Cgroups [64]struct {
+	CgroupsDropped uint64
+	Cgroups        [64]struct {
 		_       structs.HostLayout
 		Tag     uint64
 		Packets uint64
@@ -38,11 +39,10 @@ type NetoutPercpuCounts struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetoutMapNetoutCgroups        = "netout_cgroups"
-	NetoutMapNetoutCgroupsDropped = "netout_cgroups_dropped"
-	NetoutMapNetoutCounts         = "netout_counts"
-	NetoutProgNetout              = "netout"
-	NetoutVarCountCgroups         = "count_cgroups"
+	NetoutMapNetoutCgroups = "netout_cgroups"
+	NetoutMapNetoutCounts  = "netout_counts"
+	NetoutProgNetout       = "netout"
+	NetoutVarCountCgroups  = "count_cgroups"
 )
 
 // LoadNetout returns the embedded CollectionSpec for Netout.
@@ -94,9 +94,8 @@ type NetoutProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetoutMapSpecs struct {
-	NetoutCgroups        *ebpf.MapSpec `ebpf:"netout_cgroups"`
-	NetoutCgroupsDropped *ebpf.MapSpec `ebpf:"netout_cgroups_dropped"`
-	NetoutCounts         *ebpf.MapSpec `ebpf:"netout_counts"`
+	NetoutCgroups *ebpf.MapSpec `ebpf:"netout_cgroups"`
+	NetoutCounts  *ebpf.MapSpec `ebpf:"netout_counts"`
 }
 
 // NetoutVariableSpecs contains global variables before they are loaded into the kernel.
@@ -126,15 +125,13 @@ func (o *NetoutObjects) Close() error {
 //
 // It can be passed to LoadNetoutObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetoutMaps struct {
-	NetoutCgroups        *ebpf.Map `ebpf:"netout_cgroups"`
-	NetoutCgroupsDropped *ebpf.Map `ebpf:"netout_cgroups_dropped"`
-	NetoutCounts         *ebpf.Map `ebpf:"netout_counts"`
+	NetoutCgroups *ebpf.Map `ebpf:"netout_cgroups"`
+	NetoutCounts  *ebpf.Map `ebpf:"netout_counts"`
 }
 
 func (m *NetoutMaps) Close() error {
 	return _NetoutClose(
 		m.NetoutCgroups,
-		m.NetoutCgroupsDropped,
 		m.NetoutCounts,
 	)
 }
