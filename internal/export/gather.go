@@ -256,7 +256,7 @@ func NewGatherer(c *Collector) *Gatherer {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		newProcessCollector("/proc"))
 	return &Gatherer{c: c, reg: reg}
 }
 
