@@ -78,6 +78,7 @@ type Collector struct {
 	ancestors []frame    // the walk's current chain of sources
 	series    []series   // this scrape's readings, reused
 	activity  []pidScore // per pid activity, reused
+	order     []int      // the budget's order of activity, reused
 	pidIndex  map[string]int
 	seen      map[uint64]struct{} // hashes of this scrape's series
 	seed      maphash.Seed

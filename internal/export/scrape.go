@@ -311,10 +311,11 @@ func (c *Collector) budget() int {
 		}
 		return 0
 	}
-	order := make([]int, len(c.activity))
-	for i := range order {
-		order[i] = i
+	order := c.order[:0]
+	for i := range c.activity {
+		order = append(order, i)
 	}
+	c.order = order
 	slices.SortFunc(order, func(a, b int) int {
 		x, y := c.activity[a], c.activity[b]
 		if r := cmp.Compare(y.activity, x.activity); r != 0 {
