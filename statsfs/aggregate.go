@@ -3,6 +3,7 @@ package statsfs
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // ValueRef is one value of one source: a simple value read from its record,
@@ -252,18 +253,25 @@ func (a *acc) result(d *Value) Reading {
 // Values returns the values of s in the order their groups were added,
 // hidden groups included (views check Hidden).
 func (s *Source) Values() []ValueRef {
+	return s.AppendValues(nil)
+}
+
+// AppendValues appends the values of s, as Values returns them, to dst
+// and returns the extended slice: a walk that reuses dst reads the tree
+// without a slice per source.
+func (s *Source) AppendValues(dst []ValueRef) []ValueRef {
 	gs := load(&s.groups)
 	n := 0
 	for _, g := range gs {
 		n += g.table.Len()
 	}
-	refs := make([]ValueRef, 0, n)
+	dst = slices.Grow(dst, n)
 	for _, g := range gs {
 		for i := range g.table.values {
-			refs = append(refs, ValueRef{src: s, g: g, index: i})
+			dst = append(dst, ValueRef{src: s, g: g, index: i})
 		}
 	}
-	return refs
+	return dst
 }
 
 // Lookup finds value i of table t in s itself (not in its

@@ -371,3 +371,34 @@ func TestFindVisible(t *testing.T) {
 		t.Fatalf("FindVisible(a) of hidden a = %v, want nil", got)
 	}
 }
+
+// TestAppendValues: AppendValues appends what Values returns, hidden
+// groups included, after what dst holds.
+func TestAppendValues(t *testing.T) {
+	tab := statsfs.NewTable(statsfs.Value{Name: "a", Type: statsfs.U64}, statsfs.Value{Name: "b", Type: statsfs.U64})
+	s := statsfs.NewSource("s")
+	if err := s.AddValues(tab, nil, statsfs.HiddenGroup); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddValues(tab, statsfs.NewCounters(tab), 0); err != nil {
+		t.Fatal(err)
+	}
+	other := statsfs.NewSource("o")
+	if err := other.AddValues(tab, statsfs.NewCounters(tab), 0); err != nil {
+		t.Fatal(err)
+	}
+	dst := other.AppendValues(nil)
+	got := s.AppendValues(dst)
+	want := append(other.Values(), s.Values()...)
+	if len(got) != 6 || len(want) != 6 {
+		t.Fatalf("%d values, want 6", len(got))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("value %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got[1].Hidden() || !got[2].Hidden() || !got[3].Hidden() || got[4].Hidden() {
+		t.Error("the hidden group's values should come first and be hidden")
+	}
+}

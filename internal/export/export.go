@@ -75,10 +75,11 @@ type Collector struct {
 	gen       uint64     // scrape number, marks cache entries in use
 	sources   map[*statsfs.Source]*sourceEntry
 	families  map[string]*family
-	ancestors []frame    // the walk's current chain of sources
-	series    []series   // this scrape's readings, reused
-	activity  []pidScore // per pid activity, reused
-	order     []int      // the budget's order of activity, reused
+	ancestors []frame            // the walk's current chain of sources
+	series    []series           // this scrape's readings, reused
+	activity  []pidScore         // per pid activity, reused
+	order     []int              // the budget's order of activity, reused
+	refs      []statsfs.ValueRef // the values of the source being read, reused
 	pidIndex  map[string]int
 	seen      map[uint64]struct{} // hashes of this scrape's series
 	seed      maphash.Seed

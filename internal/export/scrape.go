@@ -86,7 +86,8 @@ func (c *Collector) read(path string, labels []statsfs.Label, src *statsfs.Sourc
 	e.gen = c.gen
 	c.ancestors = append(c.ancestors, frame{path, e.prefix})
 
-	refs := src.Values()
+	c.refs = src.AppendValues(c.refs[:0])
+	refs := c.refs
 	if !e.matches(refs) {
 		// A new slice: series of this scrape may point into the old one.
 		e.values = make([]valueEntry, 0, len(refs))
