@@ -85,7 +85,7 @@ func startTracer(ctx context.Context, d *daemon, opts tracerOptions) error {
 		if k.Name == "enable" {
 			k = trackEnable(d, "tracer", k, cap.BPF, cap.PERFMON)
 		}
-		if err := d.knobs.Add("tracer/"+k.Name, src, k); err != nil {
+		if err := d.knobs.Add(tracer.Dir+"/"+k.Name, src, k); err != nil {
 			return err
 		}
 	}
