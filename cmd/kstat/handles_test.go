@@ -163,7 +163,7 @@ var (
 // tree path.
 var treeLookups = map[string][]int{
 	"Find": nil, "FindVisible": nil, "Subordinate": nil, "GetByName": nil, "LookupName": nil, "Control": nil,
-	"Get": nil, "get": nil, "find": nil, "source": nil, "lines": nil, "num": nil, "rate": nil,
+	"Get": nil, "get": nil, "find": nil, "source": nil, "lines": nil, "value": nil, "num": nil, "rate": nil,
 	"gauge": {1, 2}, "counter": {1, 2},
 	// Collector names: the registry's Only, and bufstat's failed.
 	"Only": nil, "failed": {2},
