@@ -200,6 +200,8 @@ func (d *daemon) get(path string) (string, error) {
 // usage is the daemon's memory and CPU now.
 type usage struct {
 	rssKB, hwmKB int64
+	anonKB       int64 // RssAnon: heap, stacks, runtime
+	fileKB       int64 // RssFile: the binary's text and data
 	ticks        int64 // utime+stime, in clock ticks
 }
 
@@ -223,6 +225,10 @@ func readUsage(pid int) (usage, error) {
 			u.rssKB, _ = strconv.ParseInt(f[0], 10, 64)
 		case "VmHWM":
 			u.hwmKB, _ = strconv.ParseInt(f[0], 10, 64)
+		case "RssAnon":
+			u.anonKB, _ = strconv.ParseInt(f[0], 10, 64)
+		case "RssFile":
+			u.fileKB, _ = strconv.ParseInt(f[0], 10, 64)
 		}
 	}
 	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -118,34 +118,12 @@ func TestTreeHandles(t *testing.T) {
 		files[h.file] = true
 	}
 	for file := range files {
-		for _, ident := range exportedConsts(t, filepath.Join("..", "..", file)) {
+		for _, ident := range testutil.ExportedConsts(t, filepath.Join("..", "..", file)) {
 			if !listed[file+" "+ident] {
 				t.Errorf("%s exports %s, which daemonHandles does not check", file, ident)
 			}
 		}
 	}
-}
-
-// exportedConsts lists the exported constants declared in file.
-func exportedConsts(t *testing.T, file string) []string {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range f.Decls {
-		if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.CONST {
-			for _, s := range g.Specs {
-				for _, n := range s.(*ast.ValueSpec).Names {
-					if n.IsExported() {
-						out = append(out, n.Name)
-					}
-				}
-			}
-		}
-	}
-	return out
 }
 
 // viewDirs and viewFiles are the code that reads the tree (from the

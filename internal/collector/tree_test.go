@@ -1,12 +1,10 @@
 package collector
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"path/filepath"
 	"testing"
 
+	"github.com/kstat/kstat/internal/testutil"
 	"github.com/kstat/kstat/statsfs"
 )
 
@@ -169,36 +167,9 @@ func TestTreeConstantsResolve(t *testing.T) {
 			t.Errorf("%s: no collector %q in the registry", ident, name)
 		}
 	}
-	for _, name := range exportedConsts(t, "tree.go") {
+	for _, name := range testutil.ExportedConsts(t, "tree.go") {
 		if !listed[name] {
 			t.Errorf("tree.go exports %s, which treeHandles does not check", name)
 		}
 	}
-}
-
-// exportedConsts lists the exported constants declared in file.
-func exportedConsts(t *testing.T, file string) []string {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, s := range g.Specs {
-			for _, n := range s.(*ast.ValueSpec).Names {
-				if n.IsExported() {
-					out = append(out, n.Name)
-				}
-			}
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s declares no exported constants", file)
-	}
-	return out
 }
